@@ -1,0 +1,1 @@
+//! Typed instructions built from the parse tree. (Being written.)

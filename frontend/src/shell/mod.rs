@@ -1,0 +1,1 @@
+//! Shell-word processing: quote removal, escapes and `$VAR` expansion. (Being written.)

@@ -1,0 +1,1 @@
+//! `.dockerignore` patterns. (Being written.)
