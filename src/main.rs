@@ -13,6 +13,7 @@
 
 mod cli;
 mod commands;
+mod diagnostic;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "${GREETING:-hello}, built at $(date -u +%Y-%m-%d)"
