@@ -17,7 +17,9 @@
 //! semantics (`pattern.rs`); names are classified with Go's Unicode categories (`chars.rs`).
 //!
 //! Where BuildKit's behaviour is odd it is reproduced, not fixed: it is what users' Dockerfiles
-//! already rely on. The oddities are listed in the operator table and below.
+//! already rely on. The oddities are listed in the operator table and below. The one deliberate
+//! difference: `${...}` may nest at most 64 levels deep ([`Error::TooDeep`]), because BuildKit's
+//! recursion runs on Go's growable stacks and ours would overflow a fixed one.
 //!
 //! # Syntax
 //!
@@ -112,6 +114,17 @@ where
 
 /// Same as the slice implementation: a later entry wins.
 impl<K, V> Env for Vec<(K, V)>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    fn get(&self, name: &str) -> Option<&str> {
+        Env::get(self.as_slice(), name)
+    }
+}
+
+/// Same as the slice implementation: a later entry wins.
+impl<K, V, const N: usize> Env for [(K, V); N]
 where
     K: AsRef<str>,
     V: AsRef<str>,

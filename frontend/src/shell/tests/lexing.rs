@@ -62,6 +62,8 @@ fn names_escapes_and_quotes() {
             (r#""a\b""#, Some(r"a\b")),
             ("a\\\nb", Some("a\nb")),
             ("\"a\\\nb\"", Some("a\\\nb")),
+            // Unlike sh, BuildKit does not let `\` escape a backtick inside double quotes.
+            (r#""a\`b""#, Some(r"a\`b")),
             (r#""a'b'$A""#, Some("a'b'x")),
             ("'a\"b'", Some("a\"b")),
             (r#"${NOPE:-'$A'}"#, Some("$A")),
@@ -177,6 +179,7 @@ fn env_implementations() {
         "later entries win"
     );
     let slice: &[(&str, &str)] = &[("A", "1"), ("B", "")];
+    assert_eq!(lexer.process_word("$A", &[("A", "arr")]).unwrap(), "arr");
     assert_eq!(
         lexer
             .process_word("$A${B-unset}${C-unset}", &slice)
