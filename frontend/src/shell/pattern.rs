@@ -379,7 +379,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #![proptest_config(ProptestConfig::with_cases(1500))]
 
         #[test]
         fn pike_vm_agrees_with_a_leftmost_first_regex_engine(

@@ -13,7 +13,7 @@ fn shellish() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn never_panics_on_shellish_input(input in shellish(), backtick in any::<bool>()) {
