@@ -1,0 +1,6 @@
+//! Integration tests that drive the real `dray` binary. One test binary for all commands
+//! (see ripgrep's `tests/tests.rs`, cargo's `tests/testsuite/main.rs`).
+
+mod debug;
+mod harness;
+mod usage;
