@@ -9,3 +9,6 @@
 #![deny(missing_docs)]
 
 pub mod dockerignore;
+
+pub use regex;
+pub use walkdir;
