@@ -133,6 +133,28 @@ enum Detected {
 /// patternmatcher's `compile`: decides the kind and, for the regex kind, builds the Go
 /// expression and translates it.
 fn compile(text: &str) -> Result<Kind, Error> {
+    let (detected, go) = go_regex(text);
+    Ok(match detected {
+        Detected::Exact => Kind::Exact,
+        Detected::Prefix => Kind::Prefix(text[..text.len() - 2].to_owned()),
+        Detected::Suffix => Kind::Suffix(text[2..].to_owned()),
+        Detected::Regex => {
+            let invalid = |kind| Error::Regex {
+                pattern: text.to_owned(),
+                regex: go.clone(),
+                kind,
+            };
+            let rust = goregex::translate(&go).map_err(invalid)?;
+            let regex =
+                Regex::new(&rust).map_err(|e| invalid(super::error::RegexError::Compile(e)))?;
+            Kind::Regex(regex)
+        }
+    })
+}
+
+/// The kind of `text` and the Go expression patternmatcher builds for it (complete with `$`
+/// only for the regex kind, the only one that uses it).
+fn go_regex(text: &str) -> (Detected, String) {
     let chars: Vec<char> = text.chars().collect();
     let mut go = String::from("^");
     let mut detected = Detected::Exact;
@@ -193,50 +215,60 @@ fn compile(text: &str) -> Result<Kind, Error> {
         }
         iteration += 1;
     }
-    Ok(match detected {
-        Detected::Exact => Kind::Exact,
-        Detected::Prefix => Kind::Prefix(text[..text.len() - 2].to_owned()),
-        Detected::Suffix => Kind::Suffix(text[2..].to_owned()),
-        Detected::Regex => {
-            go.push('$');
-            let invalid = |kind| Error::Regex {
-                pattern: text.to_owned(),
-                regex: go.clone(),
-                kind,
-            };
-            let rust = goregex::translate(&go).map_err(invalid)?;
-            let regex =
-                Regex::new(&rust).map_err(|e| invalid(super::error::RegexError::Compile(e)))?;
-            Kind::Regex(regex)
-        }
-    })
+    if detected == Detected::Regex {
+        go.push('$');
+    }
+    (detected, go)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn kind(text: &str) -> &'static str {
-        match compile(text).unwrap().clone() {
-            Kind::Exact => "exact",
-            Kind::Prefix(_) => "prefix",
-            Kind::Suffix(_) => "suffix",
-            Kind::Regex(_) => "regex",
-        }
-    }
-
+    /// patternmatcher's `compileTests` (Unix flavour) and a few more: the kind, and the Go
+    /// expression for the regex kind.
     #[test]
-    fn kinds_follow_patternmatcher() {
-        assert_eq!(kind("foo/bar"), "exact");
-        assert_eq!(kind("a.b{c}$"), "exact");
-        assert_eq!(kind("foo/**"), "prefix");
-        assert_eq!(kind("foo**"), "prefix");
-        assert_eq!(kind("**"), "suffix");
-        assert_eq!(kind("**/foo"), "suffix");
-        assert_eq!(kind("**/*.go"), "regex");
-        assert_eq!(kind("*/**"), "regex");
-        assert_eq!(kind("**/foo/**"), "regex");
-        assert_eq!(kind("a\\b"), "regex");
-        assert_eq!(kind("a]"), "regex");
+    fn go_regex_matches_patternmatcher_compile_tests() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("*", "regex", r"^[^/]*$"),
+            ("file*", "regex", r"^file[^/]*$"),
+            ("*file", "regex", r"^[^/]*file$"),
+            ("a*/b", "regex", r"^a[^/]*/b$"),
+            ("**", "suffix", ""),
+            ("**/**", "regex", r"^(.*/)?.*$"),
+            ("dir/**", "prefix", ""),
+            ("**/dir", "suffix", ""),
+            ("**/dir2/*", "regex", r"^(.*/)?dir2/[^/]*$"),
+            ("**/dir2/**", "regex", r"^(.*/)?dir2/.*$"),
+            ("**file", "suffix", ""),
+            ("**/file*txt", "regex", r"^(.*/)?file[^/]*txt$"),
+            ("**/**/*.txt", "regex", r"^(.*/)?(.*/)?[^/]*\.txt$"),
+            ("a[b-d]e", "regex", r"^a[b-d]e$"),
+            (".*", "regex", r"^\.[^/]*$"),
+            ("abc.def", "exact", ""),
+            ("abc?def", "regex", r"^abc[^/]def$"),
+            ("**/foo/bar", "suffix", ""),
+            ("a(b)c/def", "exact", ""),
+            ("a.|)$(}+{bc", "exact", ""),
+            ("foo**", "prefix", ""),
+            ("**/foo/**", "regex", r"^(.*/)?foo/.*$"),
+            (r"a\b", "regex", r"^a\b$"),
+            ("a]", "regex", r"^a]$"),
+            ("[*]", "regex", r"^[[^/]*]$"),
+        ];
+        for &(text, want_kind, want_regex) in cases {
+            let (detected, go) = go_regex(text);
+            let kind = match detected {
+                Detected::Exact => "exact",
+                Detected::Prefix => "prefix",
+                Detected::Suffix => "suffix",
+                Detected::Regex => "regex",
+            };
+            assert_eq!(kind, want_kind, "kind of {text:?}");
+            if detected == Detected::Regex {
+                assert_eq!(go, want_regex, "regex of {text:?}");
+            }
+            compile(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        }
     }
 }
