@@ -537,3 +537,76 @@ fn walk_does_not_follow_symlinks() {
     assert_eq!(entries[0].full_path(), root.join("link"));
     assert_eq!(entries[0].depth(), 1);
 }
+
+/// fsutil skips "permission denied" for excluded paths; an excluded directory the walk enters
+/// only for a possible exception must not fail the walk when it cannot be read, while an
+/// included unreadable directory still does.
+#[cfg(unix)]
+#[test]
+fn walk_ignores_unreadable_excluded_dirs() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "secret/file", "");
+    write(root, "ok", "");
+    let secret = root.join("secret");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).unwrap();
+    if fs::read_dir(&secret).is_ok() {
+        // Running as root: permissions are not enforced, nothing to test.
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let result: Result<Vec<String>, Error> =
+        walk(root, &Patterns::parse("secret\n!secret/keep").unwrap())
+            .map(|e| e.map(|e| e.path().to_owned()))
+            .collect();
+    let included_fails = walk(root, &Patterns::default()).any(|e| e.is_err());
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(result.unwrap(), ["ok"]);
+    assert!(included_fails);
+}
+
+/// Every case under `testdata/dockerignore/` (layout in its README): build the context, walk
+/// it with the case's ignore file, compare with `expected`.
+#[test]
+fn fixtures() {
+    let base = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testdata/dockerignore"
+    ));
+    let read = |path: &Path| {
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let mut cases: Vec<_> = fs::read_dir(base)
+        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 6,
+        "fixtures missing under {}",
+        base.display()
+    );
+    for case in cases {
+        let ignore = read(&case.join(".dockerignore"));
+        let ctx = tempfile::tempdir().unwrap();
+        for path in read(&case.join("paths")).lines().filter(|l| !l.is_empty()) {
+            match path.strip_suffix('/') {
+                Some(dir) => fs::create_dir_all(ctx.path().join(dir)).unwrap(),
+                None => write(ctx.path(), path, ""),
+            }
+        }
+        let expected: Vec<String> = read(&case.join("expected"))
+            .lines()
+            .map(String::from)
+            .collect();
+        let patterns =
+            Patterns::parse(&ignore).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let got: Vec<String> = walk(ctx.path(), &patterns)
+            .map(|e| e.unwrap().path().to_owned())
+            .collect();
+        assert_eq!(got, expected, "case {}", case.display());
+    }
+}
