@@ -95,6 +95,19 @@ impl Iterator for Walk<'_> {
             let dirent = match self.inner.next()? {
                 Ok(dirent) => dirent,
                 Err(error) => {
+                    // fsutil ignores "permission denied" for paths it is leaving out anyway;
+                    // here, reading an excluded directory entered only because an exception
+                    // might re-include something inside it.
+                    let denied = error
+                        .io_error()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+                    let in_excluded_dir = self
+                        .open
+                        .last()
+                        .is_some_and(|dir| dir.depth == error.depth() && dir.pending.is_some());
+                    if denied && in_excluded_dir {
+                        continue;
+                    }
                     let path = error.path().unwrap_or(&self.root).to_owned();
                     return Some(Err(Error::Walk { path, error }));
                 }
