@@ -68,7 +68,8 @@
 //! * `\p{..}`/`\P{..}` escapes (which patternmatcher passes to Go's regexp as Unicode classes)
 //!   are rejected rather than translated.
 //! * Paths and patterns are `str`; Go's walker accepts arbitrary bytes. [`walk`] reports a
-//!   non-UTF-8 file name as an error.
+//!   non-UTF-8 file name as an error, and the caller must read the ignore file as UTF-8.
+//! * Go's line scanner fails on a line longer than 64 KiB; dray accepts it.
 
 mod clean;
 mod error;
@@ -89,7 +90,21 @@ pub const DOCKERIGNORE_NAME: &str = ".dockerignore";
 
 /// An ordered list of compiled `.dockerignore` patterns: patternmatcher's `PatternMatcher`.
 ///
-/// Immutable and cheap to share; matching needs no mutable state.
+/// Immutable; matching needs no mutable state, so one value can serve many threads.
+///
+/// ```
+/// use dray_fsutil::dockerignore::Patterns;
+///
+/// let patterns = Patterns::parse("# deps\nnode_modules\n*.md\n!README.md\n")?;
+/// assert!(patterns.is_excluded("node_modules/left-pad/index.js"));
+/// assert!(patterns.is_excluded("CHANGELOG.md"));
+/// assert!(!patterns.is_excluded("README.md"));
+/// assert!(!patterns.is_excluded("docs/intro.md")); // patterns are anchored at the root
+///
+/// let err = Patterns::parse("ok\n[oops\n").unwrap_err();
+/// assert_eq!(err.line(), Some(2));
+/// # Ok::<(), dray_fsutil::dockerignore::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Patterns {
     patterns: Vec<Pattern>,
