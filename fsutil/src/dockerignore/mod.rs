@@ -56,10 +56,11 @@
 //! BuildKit's context walker (fsutil) does not call the parent-checking matcher for every path:
 //! it memoises per-pattern results of the parent directory ([`Patterns::matches_with_parent`]),
 //! and skips an excluded directory unless an exception could re-include something inside it.
-//! The memoised form can disagree with [`Patterns::is_excluded`] in one corner (a pattern that
-//! is skipped for a directory because an earlier pattern already decided it is not
-//! re-checked against the directory for its children; see the tests), and what ends up in the
-//! context is what the walker decides, so [`walk`] uses it.
+//! The memoised form can disagree with [`Patterns::is_excluded`] in one corner: a pattern
+//! skipped for a directory (because the path was already excluded when it was reached) is
+//! recorded as "no match" and never re-checked against that directory for its children. With
+//! `a`, `!a/b`, `a`, [`Patterns::is_excluded`] says `a/b` is excluded, but the walker keeps it.
+//! What ends up in the context is what the walker decides, so [`walk`] uses the memoised form.
 //!
 //! # Deliberate differences from patternmatcher
 //!
