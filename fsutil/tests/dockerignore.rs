@@ -65,6 +65,9 @@ const CASES: &[(&[&str], &str, bool)] = &[
     (&[r"[x\-]"], "-", true),
     (&[r"[x\-]"], "z", false),
     (&[r"[\-x]"], "a", false),
+    // How to match names starting with `!` or `#`: escape the first character.
+    (&[r"\!important"], "!important", true),
+    (&[r"\#notes"], "#notes", true),
     // patternmatcher copies `\d` into a Go regexp, where it means an ASCII digit.
     (&[r"a\d"], "a7", true),
     (&[r"a\d"], "ad", false),
@@ -608,5 +611,18 @@ fn fixtures() {
             .map(|e| e.unwrap().path().to_owned())
             .collect();
         assert_eq!(got, expected, "case {}", case.display());
+    }
+}
+
+#[test]
+fn walk_reports_errors_with_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let patterns = Patterns::default();
+    let results: Vec<_> = walk(&missing, &patterns).collect();
+    assert_eq!(results.len(), 1);
+    match &results[0] {
+        Err(Error::Walk { path, .. }) => assert_eq!(path, &missing),
+        other => panic!("expected a walk error, got {other:?}"),
     }
 }
