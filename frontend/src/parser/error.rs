@@ -127,8 +127,8 @@ pub enum LexError {
     #[error("missing ':' in substitution")]
     MissingColon,
     /// `${name:X...}` with an unknown modifier `X`.
-    #[error("unsupported modifier in substitution")]
-    UnsupportedModifier,
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(char),
     /// Nesting of `${...}` deeper than the lexer follows.
     #[error("substitution nested too deeply")]
     TooDeep,

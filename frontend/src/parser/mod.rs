@@ -15,7 +15,7 @@
 //! | `json` | exec-form arrays, with Go's `encoding/json` semantics |
 //! | `heredoc` | which words start heredocs (a port of the part of BuildKit's shell lexer it needs) |
 //! | `dump` | BuildKit's `Node.Dump()` and Go's `strconv.Quote` |
-//! | `error` | [`Error`], every variant with a [`Span`](crate::span::Span) |
+//! | `error` | [`Error`], every variant with a [`Span`] |
 //!
 //! The main loop (this module) reads physical lines: directive lines and comments at the top,
 //! then for each instruction its first line (leading whitespace removed), continuation lines
@@ -117,7 +117,7 @@ pub fn parse(source: &[u8]) -> Result<Ast, Error> {
         if end_of_line && piece.is_empty() {
             continue;
         }
-        let mut joined = Joined::default();
+        let mut joined = Joined::new(token_at);
         joined.push(piece, token_at);
         let mut empty_continuation: Option<Span> = None;
         while !end_of_line {
