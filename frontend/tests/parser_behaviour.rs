@@ -286,3 +286,59 @@ fn quote_edge_cases() {
         "\"\\xff\\xc3(\\xed\\xa0\\x80\""
     );
 }
+
+// ---- ports of BuildKit's inline parser tests ----
+
+#[test]
+fn buildkit_warns_on_empty_continuation_lines() {
+    let src = "\nFROM alpine:3.6\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\nRUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t";
+    let ast = parse(src.as_bytes()).expect("parses");
+    let messages: Vec<&str> = ast.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "Empty continuation line found in: RUN something     following     more",
+            "Empty continuation line found in: RUN another     thing",
+        ]
+    );
+    assert_eq!(
+        ast.dump(),
+        "(from \"alpine:3.6\")\n(run \"something     following     more\")\n(run \"another     thing\")\n(run \"non-indented    after-comment\")\n(run \"indented     comment\")"
+    );
+}
+
+#[test]
+fn buildkit_parse_words_through_arg() {
+    assert_eq!(dump("ARG foo"), "(arg \"foo\")");
+    assert_eq!(dump("ARG foo bar"), "(arg \"foo\" \"bar\")");
+    assert_eq!(dump("ARG foo\\ bar"), "(arg \"foo\\\\ bar\")");
+    assert_eq!(dump("ARG foo=bar"), "(arg \"foo=bar\")");
+    assert_eq!(
+        dump("ARG foo bar 'abc xyz'"),
+        "(arg \"foo\" \"bar\" \"'abc xyz'\")"
+    );
+    assert_eq!(
+        dump("ARG foo bar \"abc xyz\""),
+        "(arg \"foo\" \"bar\" \"\\\"abc xyz\\\"\")"
+    );
+    assert_eq!(dump("ARG àöû"), "(arg \"àöû\")");
+    assert_eq!(
+        dump("ARG föo bàr \"âbc xÿz\""),
+        "(arg \"föo\" \"bàr\" \"\\\"âbc xÿz\\\"\")"
+    );
+}
+
+#[test]
+fn buildkit_returns_scanner_errors() {
+    let src = format!("\n\t\tFROM image\n\t\tLABEL test={}\n", "a".repeat(65536));
+    let err = parse(src.as_bytes()).expect_err("must fail");
+    assert_eq!(
+        err.to_string(),
+        "dockerfile line greater than max allowed size of 65535"
+    );
+    let index = LineIndex::new(src.as_bytes());
+    assert_eq!(
+        index.line_column(err.span().start),
+        LineColumn { line: 3, column: 1 }
+    );
+}
