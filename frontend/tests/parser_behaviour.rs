@@ -342,3 +342,29 @@ fn buildkit_returns_scanner_errors() {
         LineColumn { line: 3, column: 1 }
     );
 }
+
+#[test]
+fn arg_spans_point_into_the_source() {
+    let src = "FROM img AS b\nENV k=\"v 1\" \\\n    k2=x\nLABEL legacy some value\nCMD [\"a\", \"b c\"]\nHEALTHCHECK --interval=1s CMD curl x\n";
+    let ast = parse(src.as_bytes()).expect("parses");
+    let texts = |i: usize| -> Vec<&str> {
+        ast.instructions[i]
+            .args
+            .iter()
+            .map(|a| &src[a.span.range()])
+            .collect()
+    };
+    assert_eq!(texts(0), ["img", "AS", "b"]);
+    assert_eq!(texts(1), ["k", "\"v 1\"", "=", "k2", "x", "="]);
+    assert_eq!(texts(2), ["legacy", "some value", " "]);
+    assert_eq!(texts(3), ["\"a\"", "\"b c\""]);
+    assert!(ast.instructions[3].json);
+    assert_eq!(texts(4), ["CMD", "curl x"]);
+    assert_eq!(
+        &src[ast.instructions[4].flags[0].span.range()],
+        "--interval=1s"
+    );
+    let env = &ast.instructions[1];
+    assert_eq!((env.start_line, env.end_line), (2, 3));
+    assert_eq!(&src[env.span.range()], "ENV k=\"v 1\" \\\n    k2=x");
+}
