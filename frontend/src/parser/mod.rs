@@ -45,8 +45,12 @@
 //!
 //! * Input is decoded as UTF-8 with invalid sequences replaced by U+FFFD (BuildKit keeps the
 //!   raw bytes in Go strings). Spans still point at the original bytes.
-//! * Flags are read character by character; BuildKit reads them byte by byte, which garbles
-//!   non-ASCII flag values.
+//! * Flags and HEALTHCHECK's type word are read character by character; BuildKit reads them
+//!   byte by byte, which garbles non-ASCII flag values (and treats the UTF-8 continuation
+//!   bytes `0x85`/`0xA0` as spaces).
+//! * The heredoc word lexer glues `<<` to following spaces and tabs (`<<  EOF` is one word);
+//!   BuildKit's exact whitespace set there was not available, so exotic Unicode blanks after
+//!   `<<` may behave differently.
 //! * `ONBUILD` may nest at most 16 levels (BuildKit's next layer rejects any nesting anyway).
 //! * [`Heredoc::content`] has leading tabs already removed for `<<-` heredocs (BuildKit keeps
 //!   them and chomps later; chomping twice changes nothing).
