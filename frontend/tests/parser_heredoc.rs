@@ -316,3 +316,25 @@ fn second_heredoc_unterminated() {
     let err = parse(src.as_bytes()).expect_err("must fail");
     assert_eq!(&src[err.span().range()], "<<B");
 }
+
+#[test]
+fn heredoc_words_for_the_instruction_layer() {
+    use dray_frontend::parser::parse_heredoc_word;
+    let doc = parse_heredoc_word("<<-'EOF'").expect("a heredoc");
+    assert_eq!(
+        (
+            doc.name.as_str(),
+            doc.expand,
+            doc.chomp,
+            doc.file_descriptor
+        ),
+        ("EOF", false, true, 0)
+    );
+    assert_eq!(
+        parse_heredoc_word("3<<X").map(|d| d.file_descriptor),
+        Some(3)
+    );
+    for not in ["/dest", "<<", "<<<EOF", "<<'EOF", "a<<EOF", "<<EOF sh"] {
+        assert!(parse_heredoc_word(not).is_none(), "{not}");
+    }
+}

@@ -193,6 +193,24 @@ pub fn parse(source: &[u8]) -> Result<Ast, Error> {
     })
 }
 
+/// BuildKit's `MustParseHeredoc`: if `word` (one argument, e.g. a COPY source) is a heredoc
+/// reference such as `<<EOF`, `<<-'EOF'` or `3<<EOF`, its name, fd, `expand` and `chomp`.
+///
+/// The instruction layer uses this to tell heredoc sources from paths and to find the matching
+/// body in [`Node::heredocs`] by name. The returned value has no content and a default span:
+/// it describes the word, not a body. Words BuildKit cannot lex count as "not a heredoc".
+pub fn parse_heredoc_word(word: &str) -> Option<Heredoc> {
+    let start = heredoc::parse_heredoc(word).ok()??;
+    Some(Heredoc {
+        name: start.name,
+        content: String::new(),
+        file_descriptor: start.fd,
+        expand: start.expand,
+        chomp: start.chomp,
+        span: Span::default(),
+    })
+}
+
 /// BuildKit's comment text: the line minus its *first byte*, trimmed. (Only `#` lines reach
 /// here, but `  # x` keeps its `#`: BuildKit drops the first byte, not the `#`.)
 fn comment_text(raw: &str) -> String {
