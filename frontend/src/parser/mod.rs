@@ -186,10 +186,10 @@ pub fn parse(source: &[u8]) -> Result<Ast, Error> {
         return Err(Error::LineTooLong { span });
     }
     Ok(Ast {
-        directives: directives.directives.clone(),
+        escape: directives.escape,
+        directives: directives.directives,
         instructions,
         warnings,
-        escape: directives.escape,
     })
 }
 
