@@ -42,7 +42,12 @@ pub(crate) struct DebugParseArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct DebugStagesArgs {
     /// The Dockerfile to read (`-` reads standard input).
-    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "Dockerfile")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "Dockerfile"
+    )]
     pub(crate) file: PathBuf,
     /// Set a build-time variable, as `docker build --build-arg` does. `NAME` alone takes the
     /// value from the environment.

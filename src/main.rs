@@ -8,18 +8,48 @@
 //! | `dray-frontend` (`frontend/`) | Dockerfile parser, shell-word expansion, typed instructions, stage graph |
 //! | `dray-fsutil` (`fsutil/`) | `.dockerignore` patterns and filesystem helpers |
 //!
-//! In this crate: [`cli`] holds the clap types only, `commands/<verb>.rs` one command each,,
-//! the renderers turn library errors and progress into output.
+//! In this crate: [`cli`] holds the clap types only, `commands/<verb>.rs` one command each, and
+//! [`diagnostic`] renders Dockerfile errors with file, line, column and a caret snippet.
+//!
+//! Exit codes: 0 success, 1 the command failed (a bad Dockerfile, a failed build), 2 bad
+//! command-line usage (clap's own exit code).
 
 mod cli;
 mod commands;
 mod diagnostic;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    commands::run(cli)
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err),
+    }
+}
+
+/// Prints `err` to stderr and picks the exit code.
+fn report(err: &anyhow::Error) -> ExitCode {
+    // A closed stdout (`dray debug parse | head -1`) is not a failure: the reader got what it
+    // wanted. ripgrep treats it the same way.
+    if err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        return ExitCode::SUCCESS;
+    }
+    let mut stderr = std::io::stderr().lock();
+    if let Some(rendered) = err.downcast_ref::<diagnostic::Rendered>() {
+        let _ = write!(stderr, "{rendered}");
+    } else {
+        let _ = writeln!(stderr, "error: {err}");
+        for cause in err.chain().skip(1) {
+            let _ = writeln!(stderr, "  caused by: {cause}");
+        }
+    }
+    ExitCode::FAILURE
 }

@@ -12,7 +12,9 @@ use crate::diagnostic;
 pub(crate) fn read_dockerfile(path: &Path) -> Result<(String, Vec<u8>)> {
     if path == Path::new("-") {
         let mut source = Vec::new();
-        std::io::stdin().read_to_end(&mut source).context("failed to read the Dockerfile from standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut source)
+            .context("failed to read the Dockerfile from standard input")?;
         return Ok(("<stdin>".to_owned(), source));
     }
     let source = std::fs::read(path)
@@ -28,4 +30,10 @@ pub(crate) fn parse(args: &DebugParseArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", ast.dump())?;
     Ok(())
+}
+
+/// `dray debug stages`: print the resolved stage graph as JSON.
+pub(crate) fn stages(args: &crate::cli::DebugStagesArgs) -> Result<()> {
+    let _ = args;
+    anyhow::bail!("the stage graph is being written")
 }

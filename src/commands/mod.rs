@@ -1,17 +1,15 @@
-//! One module per command.
+//! One module per command. Each returns `anyhow::Result`; `main` turns errors into output and
+//! exit codes.
 
-use std::process::ExitCode;
+mod debug;
+
+use anyhow::Result;
 
 use crate::cli::{Cli, Command, DebugCommand};
 
-pub(crate) fn run(cli: Cli) -> ExitCode {
+pub(crate) fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Debug(DebugCommand::Parse(args)) => {
-            eprintln!(
-                "dray debug parse {}: the parser is being written",
-                args.file.display()
-            );
-            ExitCode::FAILURE
-        }
+        Command::Debug(DebugCommand::Parse(args)) => debug::parse(&args),
+        Command::Debug(DebugCommand::Stages(args)) => debug::stages(&args),
     }
 }

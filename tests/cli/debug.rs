@@ -25,8 +25,12 @@ fn parse_prints_buildkits_dump() {
 #[test]
 fn parse_reads_standard_input_with_dash() {
     let dir = TestDir::new();
-    let output =
-        dir.dray().args(["debug", "parse", "-f", "-"]).write_stdin("from scratch\n").output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "parse", "-f", "-"])
+        .write_stdin("from scratch\n")
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
     assert_eq!(stdout, "(from \"scratch\")\n");
@@ -35,13 +39,24 @@ fn parse_reads_standard_input_with_dash() {
 #[test]
 fn parse_matches_a_buildkit_fixture_through_the_binary() {
     let case = repo_path("../shared/conformance/buildkit-parser/testfiles/brimstone-consuldock");
-    assert!(case.is_dir(), "conformance fixtures missing at {}", case.display());
+    assert!(
+        case.is_dir(),
+        "conformance fixtures missing at {}",
+        case.display()
+    );
     let dir = TestDir::new();
-    let output =
-        dir.dray().args(["debug", "parse", "-f"]).arg(case.join("Dockerfile")).output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "parse", "-f"])
+        .arg(case.join("Dockerfile"))
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
-    assert_eq!(stdout, std::fs::read_to_string(case.join("result")).unwrap());
+    assert_eq!(
+        stdout,
+        std::fs::read_to_string(case.join("result")).unwrap()
+    );
 }
 
 #[test]
@@ -70,7 +85,11 @@ fn empty_dockerfile_is_an_error() {
 #[test]
 fn missing_dockerfile_names_the_path() {
     let dir = TestDir::new();
-    let output = dir.dray().args(["debug", "parse", "-f", "nope/Dockerfile"]).output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "parse", "-f", "nope/Dockerfile"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let (_, stderr) = text(&output);
     assert!(stderr.contains("nope/Dockerfile"), "{stderr}");
@@ -83,22 +102,34 @@ fn stages_prints_the_reachable_stages_with_expanded_values() {
         "Dockerfile",
         "ARG BASE=alpine\nFROM ${BASE} AS unused\nRUN true\nFROM ${BASE} AS build\nARG V=1\nENV OUT=/out/$V\nWORKDIR $OUT\nFROM scratch\nCOPY --from=build /out /out\n",
     );
-    let output =
-        dir.dray().args(["debug", "stages", "--build-arg", "V=2"]).output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "stages", "--build-arg", "V=2"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stderr}");
     let graph: serde_json::Value = serde_json::from_str(&stdout).expect("stages prints JSON");
     let text = graph.to_string();
-    assert!(!text.contains("unused"), "an unreachable stage was kept: {stdout}");
-    assert!(text.contains("/out/2"), "the build arg was not expanded: {stdout}");
+    assert!(
+        !text.contains("unused"),
+        "an unreachable stage was kept: {stdout}"
+    );
+    assert!(
+        text.contains("/out/2"),
+        "the build arg was not expanded: {stdout}"
+    );
 }
 
 #[test]
 fn stages_unknown_target_lists_the_stages() {
     let dir = TestDir::new();
     dir.write("Dockerfile", "FROM scratch AS one\nFROM scratch AS two\n");
-    let output =
-        dir.dray().args(["debug", "stages", "--target", "three"]).output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "stages", "--target", "three"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let (_, stderr) = text(&output);
     assert!(stderr.contains("three"), "{stderr}");
@@ -113,7 +144,10 @@ fn unknown_instruction_is_reported_with_location() {
     assert_eq!(output.status.code(), Some(1));
     let (_, stderr) = text(&output);
     assert!(stderr.contains("Dockerfile:3:1"), "{stderr}");
-    assert!(stderr.to_lowercase().contains("unknown instruction"), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("unknown instruction"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -121,8 +155,12 @@ fn the_readme_example_parses_and_resolves() {
     let dockerfile = repo_path("examples/hello/Dockerfile");
     let dir = TestDir::new();
     for command in ["parse", "stages"] {
-        let output =
-            dir.dray().args(["debug", command, "-f"]).arg(&dockerfile).output().unwrap();
+        let output = dir
+            .dray()
+            .args(["debug", command, "-f"])
+            .arg(&dockerfile)
+            .output()
+            .unwrap();
         let (_, stderr) = text(&output);
         assert!(output.status.success(), "debug {command}: {stderr}");
     }

@@ -13,7 +13,9 @@ pub(crate) struct TestDir {
 
 impl TestDir {
     pub(crate) fn new() -> Self {
-        TestDir { dir: tempfile::tempdir().expect("create a temporary directory") }
+        TestDir {
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -34,7 +36,9 @@ impl TestDir {
     /// environment that could change output are cleared.
     pub(crate) fn dray(&self) -> Command {
         let mut cmd = Command::cargo_bin("dray").expect("the dray binary is built");
-        cmd.current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("DRAY_ROOT");
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("DRAY_ROOT");
         cmd
     }
 }

@@ -14,7 +14,11 @@ fn unknown_subcommand_is_a_usage_error_with_exit_code_2() {
 #[test]
 fn unknown_flag_is_a_usage_error_with_exit_code_2() {
     let dir = TestDir::new();
-    let output = dir.dray().args(["debug", "parse", "--no-such-flag"]).output().unwrap();
+    let output = dir
+        .dray()
+        .args(["debug", "parse", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
 
