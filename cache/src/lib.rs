@@ -1,8 +1,8 @@
 //! dray's on-disk store: the state directory, its lock, the content-addressed blob store, the
 //! snapshot store, the SQLite metadata index and the OCI `index.json` of tagged images.
 //!
-//! **Start reading at [`Store`]**: [`Store::open`] resolves nothing and creates everything;
-//! [`Root::resolve`] picks the directory. Then [`ContentStore`] (blobs), [`Store::prepare`] /
+//! **Start reading at [`Store`]**: [`Root::resolve`] picks the directory, [`Store::open`]
+//! creates or checks the layout and takes the lock. Then [`ContentStore`] (blobs), [`Store::prepare`] /
 //! [`Store::commit`] (snapshots), [`Store::lookup`] / [`Store::save`] (cache records),
 //! [`Store::lease`] (GC protection) and [`Store::tag`] (images).
 //!

@@ -243,8 +243,9 @@ impl Store {
             .map_err(Error::db("list layer records"))
     }
 
-    /// The memoized content digest of `path` in `scope` (a context or snapshot ID), if the file's
-    /// stamp is unchanged since it was memoized.
+    /// The memoized content digest of `path` in `scope`, if the file's stamp is unchanged since
+    /// it was memoized. `scope` names the tree the path is relative to (e.g. the build context's
+    /// absolute path, or a snapshot ID); the caller decides what the digest covers.
     pub fn contenthash_get(
         &self,
         scope: &str,

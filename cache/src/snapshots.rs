@@ -365,6 +365,9 @@ impl Store {
     /// Removes a committed snapshot that nothing uses: no child snapshot, no cache record and no
     /// lease of a live process. Its layer records go with it. The row is deleted first, then the
     /// directory (moved to `tmp/` and deleted), so no row ever names a half-deleted directory.
+    ///
+    /// A build must lease a snapshot *before* preparing on it: an `Active` does not protect its
+    /// parent. Prune calls this under the exclusive lock, where no build runs at all.
     pub fn remove(&self, id: &SnapshotId) -> Result<()> {
         {
             let mut conn = self.db();
@@ -483,15 +486,22 @@ impl Store {
 }
 
 fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
-    let kind: String = r.get(2)?;
+    let kind = match r.get_ref(2)?.as_str()? {
+        "diff" => SnapshotKind::Diff,
+        "unpacked" => SnapshotKind::Unpacked,
+        other => {
+            let err = format!("unknown snapshot kind {other:?}");
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                err.into(),
+            ));
+        }
+    };
     Ok(SnapshotInfo {
         id: SnapshotId(r.get(0)?),
         parent: r.get::<_, Option<String>>(1)?.map(SnapshotId),
-        kind: if kind == "unpacked" {
-            SnapshotKind::Unpacked
-        } else {
-            SnapshotKind::Diff
-        },
+        kind,
         description: r.get(3)?,
         size: r.get::<_, i64>(4)? as u64,
         created: from_ms(r.get(5)?),

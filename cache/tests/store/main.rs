@@ -7,6 +7,7 @@
 mod blobs;
 mod crash;
 mod images;
+mod interop;
 mod layout;
 mod locking;
 mod records;
