@@ -115,6 +115,13 @@ pub enum Error {
         id: SnapshotId,
     },
 
+    /// A snapshot with this ID exists already (committed, or being prepared).
+    #[error("snapshot {id} already exists")]
+    SnapshotExists {
+        /// The snapshot ID.
+        id: SnapshotId,
+    },
+
     /// A snapshot cannot be removed because something still refers to it.
     #[error("snapshot {id} is still in use: {by}")]
     SnapshotInUse {

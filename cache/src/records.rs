@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use crate::db::{digest_at, from_ms, now_ms, to_ms};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::snapshots::{Committed, SnapshotId};
+use crate::snapshots::{Committed, SnapshotId, load_committed};
 use crate::store::Store;
 
 /// A cache record: which snapshot a cache key resolved to, and why.
@@ -83,22 +83,25 @@ impl Store {
     /// The snapshot saved under `key`, with its chain, and bumps the record's `last_used`.
     /// `None` if there is no record.
     pub fn lookup(&self, key: &Digest) -> Result<Option<Committed>> {
-        let snapshot: Option<String> = {
-            let conn = self.db();
-            conn.query_row(
+        // One transaction, so a concurrent removal cannot slip between the record and its chain.
+        let mut conn = self.db();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("begin lookup"))?;
+        let snapshot: Option<String> = tx
+            .query_row(
                 "UPDATE cache_keys SET last_used = max(last_used, ?2) WHERE key = ?1
                  RETURNING snapshot",
                 params![key.to_string(), now_ms()],
                 |r| r.get(0),
             )
             .optional()
-            .map_err(Error::db("look up cache key"))?
-        };
-        match snapshot {
-            None => Ok(None),
-            // The foreign key guarantees the snapshot row exists.
-            Some(id) => self.get(&SnapshotId::from_db(id)).map(Some),
-        }
+            .map_err(Error::db("look up cache key"))?;
+        let Some(id) = snapshot else { return Ok(None) };
+        // The foreign key guarantees the snapshot row exists.
+        let committed = load_committed(&tx, &SnapshotId::from_db(id))?;
+        tx.commit().map_err(Error::db("commit lookup"))?;
+        Ok(committed)
     }
 
     /// Records that `key` resolves to `result`. `preimage_json` must be valid JSON. Overwrites an

@@ -189,18 +189,30 @@ impl Store {
     pub fn prepare(&self, parent: Option<&Committed>) -> Result<Active> {
         loop {
             match self.prepare_with_id(parent, SnapshotId::generate()) {
-                Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(Error::SnapshotExists { .. }) => {}
                 other => return other,
             }
         }
     }
 
-    /// Starts a new snapshot with a chosen ID (e.g. a base layer's ChainID). Fails with an
-    /// `AlreadyExists` I/O error if a snapshot directory of that name exists (committed, or
-    /// being prepared by someone else).
+    /// Starts a new snapshot with a chosen ID (e.g. a base layer's ChainID). Fails with
+    /// [`Error::SnapshotExists`] if a snapshot directory of that name exists: committed (use
+    /// [`Store::get`]), or being prepared by another build (wait and look again).
     pub fn prepare_with_id(&self, parent: Option<&Committed>, id: SnapshotId) -> Result<Active> {
         let dir = self.root().snapshot_dir(&id);
-        fs::create_dir(&dir).map_err(Error::io("create snapshot directory", &dir))?;
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::SnapshotExists { id });
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    action: "create snapshot directory",
+                    path: dir,
+                    source: e,
+                });
+            }
+        }
         let active = Active {
             id,
             parent: parent.cloned(),
@@ -303,32 +315,7 @@ impl Store {
 
     /// The committed snapshot `id` with its chain, or [`Error::SnapshotNotFound`].
     pub fn get(&self, id: &SnapshotId) -> Result<Committed> {
-        let conn = self.db();
-        let mut stmt = conn
-            .prepare_cached(
-                "WITH RECURSIVE chain(id, parent, depth) AS (
-                     SELECT id, parent, 0 FROM snapshots WHERE id = ?1
-                     UNION ALL
-                     SELECT s.id, s.parent, c.depth + 1
-                     FROM snapshots s JOIN chain c ON s.id = c.parent
-                 )
-                 SELECT id FROM chain ORDER BY depth DESC",
-            )
-            .map_err(Error::db("load snapshot chain"))?;
-        let chain = stmt
-            .query_map([id.as_str()], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(Error::db("load snapshot chain"))?;
-        if chain.is_empty() {
-            return Err(Error::SnapshotNotFound { id: id.clone() });
-        }
-        let chain: Vec<SnapshotId> = chain.into_iter().map(SnapshotId).collect();
-        let parent = chain.len().checked_sub(2).map(|i| chain[i].clone());
-        Ok(Committed {
-            id: id.clone(),
-            parent,
-            chain,
-        })
+        load_committed(&self.db(), id)?.ok_or_else(|| Error::SnapshotNotFound { id: id.clone() })
     }
 
     /// The row of a committed snapshot, or `None`.
@@ -483,6 +470,38 @@ impl Store {
         }
         Ok(n)
     }
+}
+
+/// The committed snapshot `id` with its chain, read with `conn` (which may be a transaction), or
+/// `None` if there is no such row.
+pub(crate) fn load_committed(
+    conn: &rusqlite::Connection,
+    id: &SnapshotId,
+) -> Result<Option<Committed>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "WITH RECURSIVE chain(id, parent, depth) AS (
+                 SELECT id, parent, 0 FROM snapshots WHERE id = ?1
+                 UNION ALL
+                 SELECT s.id, s.parent, c.depth + 1
+                 FROM snapshots s JOIN chain c ON s.id = c.parent
+             )
+             SELECT id FROM chain ORDER BY depth DESC",
+        )
+        .map_err(Error::db("load snapshot chain"))?;
+    let chain = stmt
+        .query_map([id.as_str()], |r| r.get::<_, String>(0).map(SnapshotId))
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(Error::db("load snapshot chain"))?;
+    if chain.is_empty() {
+        return Ok(None);
+    }
+    let parent = chain.len().checked_sub(2).map(|i| chain[i].clone());
+    Ok(Some(Committed {
+        id: id.clone(),
+        parent,
+        chain,
+    }))
 }
 
 fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {

@@ -43,6 +43,12 @@ impl Store {
         Store::open_with(root, LockMode::Shared, true)
     }
 
+    /// Like [`Store::open`], but fails at once with [`Error::Locked`] while a prune holds the
+    /// exclusive lock (for read-only commands that should not wait).
+    pub fn try_open(root: &Root) -> Result<Store> {
+        Store::open_with(root, LockMode::Shared, false)
+    }
+
     /// Opens `root` with the **exclusive** lock (for prune and `rmi`), waiting for every shared
     /// holder to finish. Holding it, the store also recovers from crashes: it deletes leftover
     /// `ingest/` and `tmp/` files, snapshot directories that were never committed, and the

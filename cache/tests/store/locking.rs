@@ -52,6 +52,12 @@ fn exclusive_fails_fast_while_shared_is_held() {
         Store::try_open_exclusive(&root),
         Err(Error::Locked { .. })
     ));
+    assert!(matches!(Store::try_open(&root), Err(Error::Locked { .. })));
+    drop(excl);
+    assert_eq!(
+        Store::try_open(&root).unwrap().lock_mode(),
+        LockMode::Shared
+    );
 }
 
 #[test]

@@ -80,10 +80,10 @@ fn prepare_with_id_uses_the_given_name_once() {
         store.snapshot_info(&id).unwrap().unwrap().kind,
         SnapshotKind::Unpacked
     );
-    assert!(matches!(
-        store.prepare_with_id(None, id),
-        Err(Error::Io { .. })
-    ));
+    match store.prepare_with_id(None, id.clone()).unwrap_err() {
+        Error::SnapshotExists { id: e } => assert_eq!(e, id),
+        other => panic!("unexpected {other:?}"),
+    }
 }
 
 #[test]
