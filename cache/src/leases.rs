@@ -166,7 +166,10 @@ fn next_seq() -> u64 {
 /// Field 22 of `/proc/<pid>/stat`: the process start time in clock ticks since boot (see
 /// `proc_pid_stat(5)`). Together with the pid it names one process for the life of the machine.
 pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_start_ticks(stat: &str) -> Option<u64> {
     // The command name (field 2) is in parentheses and may contain spaces or ')': skip to the
     // last ')'. Field 3 is then the first after it, so field 22 is the 20th.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -176,4 +179,28 @@ pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
 /// Whether the process that took a lease is still running.
 pub(crate) fn process_alive(pid: u32, start_ticks: u64) -> bool {
     process_start_ticks(pid) == Some(start_ticks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_ticks_survive_odd_command_names() {
+        let stat = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 100 18446744073709551615";
+        assert_eq!(parse_start_ticks(stat), Some(987_654));
+        assert_eq!(parse_start_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        let pid = std::process::id();
+        let start = process_start_ticks(pid).expect("/proc is mounted");
+        assert!(process_alive(pid, start));
+        assert!(
+            !process_alive(pid, start + 1),
+            "a recycled pid must not count as alive"
+        );
+    }
 }
