@@ -18,10 +18,6 @@ impl TestDir {
         }
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Writes `contents` to `name` (relative to the test directory), creating parent dirs.
     pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.dir.path().join(name);

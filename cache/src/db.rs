@@ -1,0 +1,138 @@
+//! Opening `metadata.db` and its schema.
+//!
+//! The schema is versioned with `PRAGMA user_version` ([`crate::SCHEMA_VERSION`]). A database
+//! with another version is refused with [`Error::SchemaVersion`]; there are no in-place
+//! migrations yet (the cache can always be rebuilt: delete the root).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// How long a statement waits for another process's write transaction before failing with
+/// `SQLITE_BUSY`. Write transactions here are a few rows, so waiting long means something is
+/// stuck; a minute covers a slow disk under fsync pressure.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The schema (version [`crate::SCHEMA_VERSION`]). Times are milliseconds since the Unix epoch.
+/// Digests are `sha256:<hex>` text. See the crate docs for the table.
+const SCHEMA: &str = "
+CREATE TABLE snapshots (
+    id          TEXT PRIMARY KEY,
+    parent      TEXT REFERENCES snapshots(id),
+    kind        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    created     INTEGER NOT NULL
+) STRICT;
+CREATE INDEX snapshots_parent ON snapshots(parent);
+
+CREATE TABLE cache_keys (
+    key       TEXT PRIMARY KEY,
+    snapshot  TEXT NOT NULL REFERENCES snapshots(id),
+    preimage  TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cache_keys_snapshot ON cache_keys(snapshot);
+CREATE INDEX cache_keys_last_used ON cache_keys(last_used);
+
+CREATE TABLE layers (
+    snapshot   TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    media_type TEXT NOT NULL,
+    diff_id    TEXT NOT NULL,
+    blob       TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (snapshot, media_type)
+) STRICT;
+CREATE INDEX layers_blob ON layers(blob);
+
+CREATE TABLE contenthash (
+    scope    TEXT NOT NULL,
+    path     BLOB NOT NULL,
+    dev      INTEGER NOT NULL,
+    ino      INTEGER NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    digest   TEXT NOT NULL,
+    PRIMARY KEY (scope, path)
+) STRICT;
+
+CREATE TABLE leases (
+    id        TEXT PRIMARY KEY,
+    pid       INTEGER NOT NULL,
+    pid_start INTEGER NOT NULL,
+    started   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE lease_refs (
+    lease    TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    snapshot TEXT NOT NULL,
+    PRIMARY KEY (lease, snapshot)
+) STRICT;
+CREATE INDEX lease_refs_snapshot ON lease_refs(snapshot);
+";
+
+/// Opens (creating if needed) the database at `path` and checks or installs the schema.
+pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
+    let mut conn = Connection::open(path).map_err(Error::db("open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(Error::db("set busy_timeout"))?;
+    // WAL lets readers run during another process's write; FULL makes each commit durable
+    // (a cache record must never outlive a crash that its snapshot row did not).
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(Error::db("enable WAL"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(Error::db("set synchronous"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(Error::db("enable foreign keys"))?;
+
+    // IMMEDIATE takes the write lock up front, so two processes opening a fresh root do not both
+    // try to create the tables.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::db("begin schema check"))?;
+    let found: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(Error::db("read schema version"))?;
+    if found == 0 {
+        tx.execute_batch(SCHEMA)
+            .map_err(Error::db("create schema"))?;
+        tx.pragma_update(None, "user_version", expected)
+            .map_err(Error::db("write schema version"))?;
+    } else if found != expected {
+        return Err(Error::SchemaVersion {
+            path: path.to_path_buf(),
+            found,
+            expected,
+        });
+    }
+    tx.commit().map_err(Error::db("commit schema"))?;
+    Ok(conn)
+}
+
+/// Now, in the database's time unit (ms since the epoch).
+pub(crate) fn now_ms() -> i64 {
+    to_ms(SystemTime::now())
+}
+
+pub(crate) fn to_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn from_ms(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// Reads a `sha256:<hex>` text column.
+pub(crate) fn digest_at(r: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<crate::Digest> {
+    let s: String = r.get(idx)?;
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
