@@ -53,7 +53,12 @@ fn default_target_is_the_last_stage_and_unreachable_stages_are_dropped() {
     assert_eq!(last.base, Base::Scratch);
     assert_eq!(last.deps, [0, 1]);
     assert_eq!(g.stage(1).unwrap().base, Base::Stage { index: 0 });
-    assert_eq!(g.stage(0).unwrap().base, Base::Image { reference: "alpine".into() });
+    assert_eq!(
+        g.stage(0).unwrap().base,
+        Base::Image {
+            reference: "alpine".into()
+        }
+    );
 }
 
 #[test]
@@ -64,21 +69,42 @@ fn target_picks_a_stage_case_insensitively() {
     let g = resolve(MULTI, Some("unused")).unwrap();
     assert_eq!(indices(&g), [2]);
     let err = resolve(MULTI, Some("prod")).unwrap_err();
-    assert_eq!(err.to_string(), "target stage \"prod\" could not be found (stages: base, build, unused, test)");
+    assert_eq!(
+        err.to_string(),
+        "target stage \"prod\" could not be found (stages: base, build, unused, test)"
+    );
 }
 
 #[test]
 fn from_a_later_stage_name_is_an_image() {
-    let g = resolve("FROM later AS first\nFROM alpine AS later\nFROM first\n", None).unwrap();
-    assert_eq!(g.stage(0).unwrap().base, Base::Image { reference: "later".into() });
+    let g = resolve(
+        "FROM later AS first\nFROM alpine AS later\nFROM first\n",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        g.stage(0).unwrap().base,
+        Base::Image {
+            reference: "later".into()
+        }
+    );
     assert_eq!(indices(&g), [0, 2]);
     let g = resolve("FROM self AS self\n", None).unwrap();
-    assert_eq!(g.stages[0].base, Base::Image { reference: "self".into() });
+    assert_eq!(
+        g.stages[0].base,
+        Base::Image {
+            reference: "self".into()
+        }
+    );
 }
 
 #[test]
 fn copy_from_an_unknown_name_is_an_image() {
-    let g = resolve("FROM alpine\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n", None).unwrap();
+    let g = resolve(
+        "FROM alpine\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n",
+        None,
+    )
+    .unwrap();
     assert_eq!(g.stages[0].image_sources, ["nginx:latest"]);
     assert!(g.stages[0].deps.is_empty());
 }
@@ -90,17 +116,29 @@ fn copy_from_index_must_exist() {
     assert_eq!(err.to_string(), "invalid stage index 5");
     let lc = dray_frontend::LineIndex::new(src.as_bytes()).line_column(err.span().start);
     assert_eq!((lc.line, lc.column), (4, 6));
-    assert_eq!(resolve("FROM a\nCOPY --from=-1 /a /b\n", None).unwrap_err().to_string(), "invalid stage index -1");
+    assert_eq!(
+        resolve("FROM a\nCOPY --from=-1 /a /b\n", None)
+            .unwrap_err()
+            .to_string(),
+        "invalid stage index -1"
+    );
 }
 
 #[test]
 fn copy_from_a_later_stage_is_an_error_when_reachable() {
     let src = "FROM alpine AS a\nCOPY --from=b /x /x\nFROM alpine AS b\nRUN true\n";
     let err = resolve(src, Some("a")).unwrap_err();
-    assert_eq!(err.to_string(), "cannot copy from stage \"b\", it needs to be defined before current stage \"a\"");
+    assert_eq!(
+        err.to_string(),
+        "cannot copy from stage \"b\", it needs to be defined before current stage \"a\""
+    );
     // Not reachable from the default target: no error.
     assert_eq!(indices(&resolve(src, None).unwrap()), [2 - 1]);
-    let err = resolve("FROM alpine AS a\nCOPY --from=1 /x /x\nFROM alpine\n", Some("a")).unwrap_err();
+    let err = resolve(
+        "FROM alpine AS a\nCOPY --from=1 /x /x\nFROM alpine\n",
+        Some("a"),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::CopyFromLaterStage { .. }));
 }
 
@@ -112,7 +150,10 @@ fn cycles_and_self_references_are_errors() {
     let err = resolve(src, None).unwrap_err();
     assert_eq!(err.to_string(), "circular dependency detected on stage: a");
     let lc = dray_frontend::LineIndex::new(src.as_bytes()).line_column(err.span().start);
-    assert_eq!(lc.line, 4, "the span is the reference that closes the cycle");
+    assert_eq!(
+        lc.line, 4,
+        "the span is the reference that closes the cycle"
+    );
     let err = resolve("FROM alpine AS a\nRUN --mount=from=b,target=/x true\nFROM alpine AS b\nCOPY --from=0 / /\n", None)
         .unwrap_err();
     assert!(matches!(err, Error::CircularDependency { .. }), "{err}");
@@ -123,7 +164,11 @@ fn run_mount_from_uses_stage_names_only() {
     let src = "FROM alpine AS tools\nRUN true\nFROM alpine\nRUN --mount=from=tools,target=/t --mount=from=0,target=/z true\n";
     let g = resolve(src, None).unwrap();
     assert_eq!(g.target_stage().unwrap().deps, [0]);
-    assert_eq!(g.target_stage().unwrap().image_sources, ["0"], "a number is an image name for mounts");
+    assert_eq!(
+        g.target_stage().unwrap().image_sources,
+        ["0"],
+        "a number is an image name for mounts"
+    );
     let err = resolve(
         "FROM alpine AS a\nRUN --mount=from=b,target=/b true\nFROM alpine AS b\n",
         Some("a"),
@@ -137,9 +182,16 @@ fn run_mount_from_uses_stage_names_only() {
 
 #[test]
 fn copy_from_with_a_variable_is_rejected() {
-    let err = resolve("FROM alpine AS a\nARG S=a\nFROM alpine\nCOPY --from=$S /x /y\n", None).unwrap_err();
+    let err = resolve(
+        "FROM alpine AS a\nARG S=a\nFROM alpine\nCOPY --from=$S /x /y\n",
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::CopyFromVariable { .. }));
-    assert!(err.to_string().starts_with("variable expansion is not supported for --from"));
+    assert!(
+        err.to_string()
+            .starts_with("variable expansion is not supported for --from")
+    );
 }
 
 #[test]
