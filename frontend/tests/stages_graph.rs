@@ -218,3 +218,31 @@ fn stage_graph_serializes_to_json() {
     assert_eq!(json["stages"][0]["platform"]["architecture"], "amd64");
     assert_eq!(json["stages"][2]["commands"][0]["instruction"], "copy");
 }
+
+#[test]
+fn hand_built_stage_indices_do_not_panic() {
+    let ast = parser::parse(b"FROM alpine AS a\nFROM a\nCOPY --from=0 / /\n").unwrap();
+    let mut df = instructions::parse(&ast).unwrap();
+    df.stages[0].index = 7;
+    df.stages[1].index = 3;
+    let g = stages::resolve(&df, &opts(None)).unwrap();
+    assert_eq!(indices(&g), [0, 1]);
+    assert_eq!(g.target_stage().unwrap().base, Base::Stage { index: 0 });
+}
+
+#[test]
+fn buildkit_and_epoch_args_are_never_reported_unused() {
+    let ast = parser::parse(b"FROM alpine\n").unwrap();
+    let df = instructions::parse(&ast).unwrap();
+    let mut o = opts(None);
+    for k in [
+        "BUILDKIT_INLINE_CACHE",
+        "SOURCE_DATE_EPOCH",
+        "TARGETARCH",
+        "FOO",
+    ] {
+        o.build_args.insert(k.to_string(), "1".to_string());
+    }
+    let g = stages::resolve(&df, &o).unwrap();
+    assert_eq!(g.unused_build_args, ["FOO"]);
+}

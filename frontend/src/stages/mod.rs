@@ -45,7 +45,7 @@ use crate::span::Span;
 
 pub use error::Error;
 pub use platform::{Platform, PlatformError};
-pub use scope::{DEFAULT_PATH, DeclaredArg, GlobalArgs, StageScope};
+pub use scope::{DEFAULT_PATH, DeclaredArg, GlobalArgs, NON_ENV_ARGS, StageScope};
 
 /// The build arguments whose names BuildKit treats as proxy settings.
 pub const PROXY_ARGS: &[&str] = &[
@@ -300,7 +300,7 @@ fn resolve_base(
         }
         _ => None,
     };
-    let earlier = &df.stages[..stage.index];
+    let earlier = df.stages.get(..stage.index).unwrap_or_default();
     let base = if name.eq_ignore_ascii_case("scratch") {
         Base::Scratch
     } else if let Some(index) = find_stage(earlier, &name) {
@@ -412,6 +412,19 @@ pub fn resolve_with_images(
             span: scope::file_start(),
         });
     }
+    // Everything below indexes by `Stage::index`; a hand-built Dockerfile may not number its
+    // stages 0, 1, 2…, so renumber a copy rather than risk an out-of-bounds index.
+    let renumbered;
+    let df = if df.stages.iter().enumerate().all(|(i, s)| s.index == i) {
+        df
+    } else {
+        let mut copy = df.clone();
+        for (i, s) in copy.stages.iter_mut().enumerate() {
+            s.index = i;
+        }
+        renumbered = copy;
+        &renumbered
+    };
     let lexer = Lexer::new(df.escape);
     let globals = global_args(df, opts, &lexer)?;
     let bases = df
@@ -559,6 +572,8 @@ pub fn resolve_with_images(
         .filter(|k| {
             !declared.contains(k.as_str())
                 && !PROXY_ARGS.contains(&k.as_str())
+                && !k.starts_with("BUILDKIT_")
+                && k.as_str() != "SOURCE_DATE_EPOCH"
                 && !globals.values.contains_key(k.as_str())
         })
         .cloned()

@@ -42,6 +42,9 @@ use super::error::Error;
 /// The `PATH` BuildKit sets when a Linux base image has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// ARGs that configure BuildKit itself and never enter the environment.
+pub const NON_ENV_ARGS: &[&str] = &["BUILDKIT_SBOM_SCAN_CONTEXT", "BUILDKIT_SBOM_SCAN_STAGE"];
+
 /// Build arguments and the global scope shared by every stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GlobalArgs {
@@ -273,7 +276,10 @@ impl<'a> StageScope<'a> {
             } else {
                 self.globals.values.get(&decl.name).cloned()
             };
-            if let Some(v) = &value {
+            if let Some(v) = value
+                .as_ref()
+                .filter(|_| !NON_ENV_ARGS.contains(&decl.name.as_str()))
+            {
                 set(&mut self.env, &decl.name, v);
             }
             self.args.retain(|a| a.name != decl.name);
