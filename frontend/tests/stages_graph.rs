@@ -246,3 +246,50 @@ fn buildkit_and_epoch_args_are_never_reported_unused() {
     let g = stages::resolve(&df, &o).unwrap();
     assert_eq!(g.unused_build_args, ["FOO"]);
 }
+
+#[test]
+fn onbuild_triggers_of_a_base_stage_run_first_in_the_child() {
+    let src = "\
+FROM alpine AS tools
+FROM alpine AS parent
+ARG V=p
+ONBUILD WORKDIR /$V
+ONBUILD COPY --from=tools /bin/x /bin/x
+RUN true
+FROM parent AS child
+RUN child
+FROM child
+RUN grandchild
+";
+    let g = resolve(src, None).unwrap();
+    assert_eq!(indices(&g), [0, 1, 2, 3]);
+    let child = g.stage(2).unwrap();
+    assert_eq!(child.onbuild_triggers, 2);
+    let names: Vec<_> = child.commands.iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["WORKDIR", "COPY", "RUN"]);
+    let dray_frontend::instructions::Command::Workdir(w) = &child.commands[0] else {
+        panic!()
+    };
+    assert_eq!(w.path.value, "/p", "triggers expand in the child's scope");
+    assert_eq!(
+        child.deps,
+        [0, 1],
+        "a trigger's COPY --from adds a dependency"
+    );
+    let grandchild = g.stage(3).unwrap();
+    assert_eq!(grandchild.onbuild_triggers, 0, "triggers do not carry over");
+    assert_eq!(grandchild.commands.len(), 1);
+    // The parent itself does not run its own triggers.
+    assert_eq!(g.stage(1).unwrap().commands.len(), 4);
+}
+
+#[test]
+fn onbuild_trigger_errors_point_at_the_child_from_and_only_when_built() {
+    let src =
+        "FROM alpine AS parent\nONBUILD COPY --from=9 a b\nFROM parent AS child\nFROM alpine\n";
+    assert!(resolve(src, None).is_ok(), "the child is not built");
+    let err = resolve(src, Some("child")).unwrap_err();
+    assert_eq!(err.to_string(), "invalid stage index 9");
+    let lc = dray_frontend::LineIndex::new(src.as_bytes()).line_column(err.span().start);
+    assert_eq!(lc.line, 3);
+}

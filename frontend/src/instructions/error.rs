@@ -156,6 +156,14 @@ pub enum Error {
         /// The keyword.
         span: Span,
     },
+    /// FROM where a single command was expected (an ONBUILD trigger).
+    #[error("{keyword} is not a command type")]
+    NotACommand {
+        /// The keyword as written.
+        keyword: String,
+        /// The instruction.
+        span: Span,
+    },
     /// An instruction other than ARG before the first FROM.
     #[error("no build stage in current context")]
     NoBuildStage {
@@ -411,6 +419,7 @@ impl Error {
     pub fn span(&self) -> Span {
         match self {
             Error::UnknownInstruction { span, .. }
+            | Error::NotACommand { span, .. }
             | Error::NoBuildStage { span, .. }
             | Error::UnknownFlag { span, .. }
             | Error::DuplicateFlag { span, .. }

@@ -133,5 +133,17 @@ pub fn parse(ast: &Ast) -> Result<Dockerfile, Error> {
     })
 }
 
+/// Parses one instruction node that must be a command (not FROM), as BuildKit's
+/// `ParseCommand`; used for ONBUILD triggers.
+pub fn parse_command(node: &crate::parser::Node) -> Result<Command, Error> {
+    match parse::parse_instruction(node)? {
+        parse::Instruction::Command(command) => Ok(*command),
+        parse::Instruction::From(_) => Err(Error::NotACommand {
+            keyword: node.keyword.clone(),
+            span: node.span,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,18 @@ use crate::span::Span;
 
 use super::platform::PlatformError;
 
+/// Why an ONBUILD trigger could not be turned back into a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TriggerError {
+    /// The parser rejected it.
+    #[error("{0}")]
+    Parse(#[from] crate::parser::Error),
+    /// It holds other than exactly one instruction.
+    #[error("onbuild trigger should be a single expression")]
+    NotSingle,
+}
+
 /// An error resolving the stage graph or expanding an instruction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -108,6 +120,16 @@ pub enum Error {
         /// The `--mount` flag.
         span: Span,
     },
+    /// An ONBUILD trigger of a base stage that does not parse as one instruction.
+    #[error("invalid ONBUILD trigger {expression:?}: {reason}")]
+    OnbuildTrigger {
+        /// The trigger text.
+        expression: String,
+        /// What is wrong.
+        reason: TriggerError,
+        /// The FROM of the stage running the trigger.
+        span: Span,
+    },
     /// A Dockerfile without FROM.
     #[error("dockerfile contains no stages to build")]
     NoStages {
@@ -131,6 +153,7 @@ impl Error {
             | Error::CircularDependency { span, .. }
             | Error::CopyFromLaterStage { span, .. }
             | Error::MountFromLaterStage { span, .. }
+            | Error::OnbuildTrigger { span, .. }
             | Error::NoStages { span } => *span,
         }
     }

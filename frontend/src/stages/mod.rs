@@ -22,7 +22,9 @@
 //!    dropped. Reachable stages are listed in file order, which is a dependency order because
 //!    a reachable stage may only use earlier stages (`cannot copy from stage …, it needs to
 //!    be defined before current stage …`).
-//! 6. **Expansion.** Each reachable stage is walked with a [`StageScope`]: the base image's
+//! 6. **ONBUILD.** A stage built `FROM` another stage first runs that stage's ONBUILD
+//!    triggers (parsed again; their errors and dependencies count only if the stage is built).
+//! 7. **Expansion.** Each reachable stage is walked with a [`StageScope`]: the base image's
 //!    environment (from a [`BaseImageEnv`]; empty when there is no registry) or the parent
 //!    stage's final scope, then ARG and ENV in order. Inside a stage a global ARG, and a
 //!    predefined platform ARG, is visible only after `ARG NAME` re-declares it.
@@ -32,6 +34,8 @@
 //! key; [`StageGraph::proxy_env`] records them.
 
 mod error;
+mod graph;
+mod onbuild;
 mod platform;
 mod scope;
 
@@ -41,9 +45,11 @@ use serde::Serialize;
 
 use crate::instructions::{Command, Dockerfile, Origin, Stage};
 use crate::shell::Lexer;
-use crate::span::Span;
 
-pub use error::Error;
+use crate::span::Span;
+use graph::{check_cycles, command_deps, find_stage};
+
+pub use error::{Error, TriggerError};
 pub use platform::{Platform, PlatformError};
 pub use scope::{DEFAULT_PATH, DeclaredArg, GlobalArgs, NON_ENV_ARGS, StageScope};
 
@@ -133,7 +139,10 @@ pub struct ResolvedStage {
     pub deps: Vec<usize>,
     /// Images used as `COPY --from` or `--mount from=` sources.
     pub image_sources: Vec<String>,
-    /// The commands with variables expanded.
+    /// How many of [`ResolvedStage::commands`] (at the start) are the base stage's ONBUILD
+    /// triggers.
+    pub onbuild_triggers: usize,
+    /// The commands with variables expanded, the base stage's ONBUILD triggers first.
     pub commands: Vec<Command>,
     /// The environment at the end of the stage, as RUN sees it (ARG values included).
     pub env: Vec<(String, String)>,
@@ -176,30 +185,10 @@ pub fn resolve(df: &Dockerfile, opts: &ResolveOptions) -> Result<StageGraph, Err
     resolve_with_images(df, opts, &NoImageEnv)
 }
 
-/// A dependency of a stage on another stage, through a command.
-struct Dependency {
-    stage: usize,
-    /// What the command wrote (`--from` or `from=` value).
-    from: String,
-    /// The mount target for mounts, `None` for COPY.
-    mount_target: Option<String>,
-    /// The flag.
-    span: Span,
-}
-
 /// What FROM resolved to.
 struct StageBase {
     base: Base,
     platform: Option<Platform>,
-}
-
-fn find_stage(stages: &[Stage], name: &str) -> Option<usize> {
-    let lower = name.to_lowercase();
-    stages
-        .iter()
-        .rev()
-        .find(|s| s.name.as_deref() == Some(lower.as_str()))
-        .map(|s| s.index)
 }
 
 fn predefined_args(opts: &ResolveOptions, target_stage: &str) -> BTreeMap<String, String> {
@@ -311,96 +300,6 @@ fn resolve_base(
     Ok(StageBase { base, platform })
 }
 
-/// Stage dependencies of each stage through COPY --from and RUN --mount from=, plus the images
-/// used that way.
-fn command_deps(df: &Dockerfile, stage: &Stage) -> Result<(Vec<Dependency>, Vec<String>), Error> {
-    let mut deps = Vec::new();
-    let mut images = Vec::new();
-    for command in &stage.commands {
-        match command {
-            Command::Copy(copy) => {
-                let Some(from) = &copy.from else { continue };
-                let target = if let Ok(index) = from.value.parse::<i64>() {
-                    match usize::try_from(index).ok().filter(|i| *i < df.stages.len()) {
-                        Some(i) => Some(i),
-                        None => {
-                            return Err(Error::InvalidStageIndex {
-                                index: from.value.clone(),
-                                span: from.span,
-                            });
-                        }
-                    }
-                } else {
-                    find_stage(&df.stages, &from.value)
-                };
-                match target {
-                    Some(i) => deps.push(Dependency {
-                        stage: i,
-                        from: from.value.clone(),
-                        mount_target: None,
-                        span: from.span,
-                    }),
-                    None => images.push(from.value.clone()),
-                }
-            }
-            Command::Run(run) => {
-                for mount in &run.mounts {
-                    let Some(from) = &mount.from else { continue };
-                    match find_stage(&df.stages, from) {
-                        Some(i) => deps.push(Dependency {
-                            stage: i,
-                            from: from.clone(),
-                            mount_target: Some(mount.target.clone().unwrap_or_default()),
-                            span: mount.span,
-                        }),
-                        None => images.push(from.clone()),
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok((deps, images))
-}
-
-/// Finds a cycle, as BuildKit's `validateCircularDependency`: a depth-first walk from each
-/// stage in order; the error names the stage the walk started from.
-fn check_cycles(df: &Dockerfile, edges: &[Vec<(usize, Span)>]) -> Result<(), Error> {
-    fn visit(
-        stage: usize,
-        edges: &[Vec<(usize, Span)>],
-        visited: &mut [bool],
-        on_path: &mut [bool],
-    ) -> Option<Span> {
-        if visited[stage] {
-            return None;
-        }
-        visited[stage] = true;
-        on_path[stage] = true;
-        for &(dep, span) in &edges[stage] {
-            if on_path[dep] {
-                return Some(span);
-            }
-            if let Some(span) = visit(dep, edges, visited, on_path) {
-                return Some(span);
-            }
-        }
-        on_path[stage] = false;
-        None
-    }
-    let mut visited = vec![false; edges.len()];
-    let mut on_path = vec![false; edges.len()];
-    for stage in 0..edges.len() {
-        if let Some(span) = visit(stage, edges, &mut visited, &mut on_path) {
-            return Err(Error::CircularDependency {
-                stage: df.stages[stage].display_name(),
-                span,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Resolves the stage graph, taking base images' environment from `images`.
 pub fn resolve_with_images(
     df: &Dockerfile,
@@ -442,10 +341,33 @@ pub fn resolve_with_images(
         })?,
     };
 
+    // ONBUILD triggers of a base stage run first in the stage. Problems with them only matter
+    // for stages that are built, so keep the results and report errors when reached.
+    let triggers: Vec<Result<onbuild::Triggers, Error>> = df
+        .stages
+        .iter()
+        .map(|s| match bases[s.index].base {
+            Base::Stage { index } => {
+                let commands = onbuild::triggers(&df.stages[index], &s.origin)?;
+                let (deps, images) = command_deps(df, &commands)?;
+                Ok(onbuild::Triggers {
+                    commands,
+                    deps,
+                    images,
+                })
+            }
+            _ => Ok(onbuild::Triggers::default()),
+        })
+        .collect();
+
     let mut deps = Vec::with_capacity(df.stages.len());
     let mut image_sources = Vec::with_capacity(df.stages.len());
     for stage in &df.stages {
-        let (d, i) = command_deps(df, stage)?;
+        let (mut d, mut i) = command_deps(df, &stage.commands)?;
+        if let Ok(t) = &triggers[stage.index] {
+            d.splice(0..0, t.deps.iter().cloned());
+            i.splice(0..0, t.images.iter().cloned());
+        }
         deps.push(d);
         image_sources.push(i);
     }
@@ -475,6 +397,7 @@ pub fn resolve_with_images(
     let mut platforms: Vec<Option<Platform>> = vec![None; df.stages.len()];
     let mut resolved = Vec::new();
     for stage in df.stages.iter().filter(|s| reachable[s.index]) {
+        let trigger_commands = triggers[stage.index].clone()?.commands;
         for dep in deps[stage.index].iter().filter(|d| d.stage >= stage.index) {
             if dep.stage == stage.index {
                 continue; // a self-reference is a cycle, reported above
@@ -523,9 +446,9 @@ pub fn resolve_with_images(
                 )
             }
         };
-        let commands = stage
-            .commands
+        let commands = trigger_commands
             .iter()
+            .chain(&stage.commands)
             .map(|c| scope.apply(c))
             .collect::<Result<Vec<_>, _>>()?;
         let mut stage_deps: BTreeSet<usize> = deps[stage.index].iter().map(|d| d.stage).collect();
@@ -540,6 +463,7 @@ pub fn resolve_with_images(
             platform: platform.clone(),
             deps: stage_deps.into_iter().collect(),
             image_sources: image_sources[stage.index].clone(),
+            onbuild_triggers: trigger_commands.len(),
             commands,
             env: scope.env().to_vec(),
             config_env: scope.config_env().to_vec(),
