@@ -81,7 +81,7 @@ pub enum Error {
     },
     /// `ONBUILD ONBUILD ...` nested deeper than dray supports (BuildKit rejects any nesting
     /// one layer later; dray stops early so that the recursive tree stays shallow).
-    #[error("ONBUILD nested more than {max} levels deep")]
+    #[error("too many nested ONBUILD instructions (more than {max})")]
     OnbuildTooDeep {
         /// The nesting limit.
         max: usize,
@@ -127,8 +127,8 @@ pub enum LexError {
     #[error("missing ':' in substitution")]
     MissingColon,
     /// `${name:X...}` with an unknown modifier `X`.
-    #[error("unsupported modifier in substitution")]
-    UnsupportedModifier,
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(char),
     /// Nesting of `${...}` deeper than the lexer follows.
     #[error("substitution nested too deeply")]
     TooDeep,

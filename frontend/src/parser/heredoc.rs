@@ -74,7 +74,9 @@ pub(crate) fn heredocs_from_line(line: &str) -> Result<Vec<Start>, WordError> {
 /// BuildKit's `ParseHeredoc` on one word: `Ok(None)` if it is not a heredoc.
 pub(crate) fn parse_heredoc(word: &str) -> Result<Option<Start>, (String, LexError)> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-    let (fd_text, after_fd) = word.split_at(digits);
+    let Some((fd_text, after_fd)) = word.split_at_checked(digits) else {
+        return Ok(None);
+    };
     let Some(after) = after_fd.strip_prefix("<<") else {
         return Ok(None);
     };
@@ -381,7 +383,8 @@ impl Lexer {
                 let word = self.nested(depth)?;
                 match modifier {
                     Some(m @ ('+' | '-' | '?')) => Ok(format!("${{{name}:{m}{word}}}")),
-                    _ => Err(LexError::UnsupportedModifier),
+                    Some(m) => Err(LexError::UnsupportedModifier(m)),
+                    None => Err(LexError::MissingBrace),
                 }
             }
             _ => Err(LexError::MissingColon),

@@ -9,15 +9,26 @@ use crate::parser::source::Source;
 use crate::span::Span;
 
 /// A logical instruction line assembled from physical lines.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Joined {
     /// The joined text, as BuildKit's `line` / `Node.Original`.
     pub(crate) text: String,
     /// `(joined offset, text offset)` at the start of each piece.
     pieces: Vec<(usize, usize)>,
+    /// Where the instruction starts in the decoded text (used while no piece has text).
+    origin: usize,
 }
 
 impl Joined {
+    /// An empty line for an instruction starting at decoded offset `origin`.
+    pub(crate) fn new(origin: usize) -> Self {
+        Joined {
+            text: String::new(),
+            pieces: Vec::new(),
+            origin,
+        }
+    }
+
     /// Appends `piece`, which starts at `text_offset` in the decoded source.
     pub(crate) fn push(&mut self, piece: &str, text_offset: usize) {
         if piece.is_empty() {
@@ -32,7 +43,7 @@ impl Joined {
         let idx = self.pieces.partition_point(|&(joined, _)| joined <= at);
         match idx.checked_sub(1).and_then(|i| self.pieces.get(i)) {
             Some(&(joined, text)) => text + (at - joined),
-            None => self.pieces.first().map_or(0, |&(_, text)| text),
+            None => self.pieces.first().map_or(self.origin, |&(_, text)| text),
         }
     }
 
@@ -110,7 +121,7 @@ mod tests {
     #[test]
     fn joined_offsets_map_to_each_piece() {
         let source = Source::new(b"RUN a \\\n  b\n");
-        let mut joined = Joined::default();
+        let mut joined = Joined::new(0);
         joined.push("RUN a ", 0);
         joined.push("  b", 8);
         assert_eq!(joined.text, "RUN a   b");

@@ -15,7 +15,7 @@
 //! | `json` | exec-form arrays, with Go's `encoding/json` semantics |
 //! | `heredoc` | which words start heredocs (a port of the part of BuildKit's shell lexer it needs) |
 //! | `dump` | BuildKit's `Node.Dump()` and Go's `strconv.Quote` |
-//! | `error` | [`Error`], every variant with a [`Span`](crate::span::Span) |
+//! | `error` | [`Error`], every variant with a [`Span`] |
 //!
 //! The main loop (this module) reads physical lines: directive lines and comments at the top,
 //! then for each instruction its first line (leading whitespace removed), continuation lines
@@ -45,8 +45,12 @@
 //!
 //! * Input is decoded as UTF-8 with invalid sequences replaced by U+FFFD (BuildKit keeps the
 //!   raw bytes in Go strings). Spans still point at the original bytes.
-//! * Flags are read character by character; BuildKit reads them byte by byte, which garbles
-//!   non-ASCII flag values.
+//! * Flags and HEALTHCHECK's type word are read character by character; BuildKit reads them
+//!   byte by byte, which garbles non-ASCII flag values (and treats the UTF-8 continuation
+//!   bytes `0x85`/`0xA0` as spaces).
+//! * The heredoc word lexer glues `<<` to following spaces and tabs (`<<  EOF` is one word);
+//!   BuildKit's exact whitespace set there was not available, so exotic Unicode blanks after
+//!   `<<` may behave differently.
 //! * `ONBUILD` may nest at most 16 levels (BuildKit's next layer rejects any nesting anyway).
 //! * [`Heredoc::content`] has leading tabs already removed for `<<-` heredocs (BuildKit keeps
 //!   them and chomps later; chomping twice changes nothing).
@@ -117,7 +121,7 @@ pub fn parse(source: &[u8]) -> Result<Ast, Error> {
         if end_of_line && piece.is_empty() {
             continue;
         }
-        let mut joined = Joined::default();
+        let mut joined = Joined::new(token_at);
         joined.push(piece, token_at);
         let mut empty_continuation: Option<Span> = None;
         while !end_of_line {
@@ -182,10 +186,28 @@ pub fn parse(source: &[u8]) -> Result<Ast, Error> {
         return Err(Error::LineTooLong { span });
     }
     Ok(Ast {
-        directives: directives.directives.clone(),
+        escape: directives.escape,
+        directives: directives.directives,
         instructions,
         warnings,
-        escape: directives.escape,
+    })
+}
+
+/// BuildKit's `MustParseHeredoc`: if `word` (one argument, e.g. a COPY source) is a heredoc
+/// reference such as `<<EOF`, `<<-'EOF'` or `3<<EOF`, its name, fd, `expand` and `chomp`.
+///
+/// The instruction layer uses this to tell heredoc sources from paths and to find the matching
+/// body in [`Node::heredocs`] by name. The returned value has no content and a default span:
+/// it describes the word, not a body. Words BuildKit cannot lex count as "not a heredoc".
+pub fn parse_heredoc_word(word: &str) -> Option<Heredoc> {
+    let start = heredoc::parse_heredoc(word).ok()??;
+    Some(Heredoc {
+        name: start.name,
+        content: String::new(),
+        file_descriptor: start.fd,
+        expand: start.expand,
+        chomp: start.chomp,
+        span: Span::default(),
     })
 }
 

@@ -70,6 +70,16 @@ pub enum Error {
         offset: usize,
     },
 
+    /// `${...}` nested more deeply than dray supports (BuildKit has no limit, but no real
+    /// Dockerfile comes near it).
+    #[error("variable expansions nested more than {limit} levels deep")]
+    TooDeep {
+        /// The nesting limit.
+        limit: usize,
+        /// Offset of the `$` that opens the expansion one level too deep.
+        offset: usize,
+    },
+
     /// `${name?message}` with `name` unset, or `${name:?message}` with `name` unset or empty.
     #[error("{name}: {message}")]
     Required {
@@ -101,6 +111,7 @@ impl Error {
             | Error::BadSubstitution { offset }
             | Error::UnsupportedModifier { offset, .. }
             | Error::InvalidPattern { offset, .. }
+            | Error::TooDeep { offset, .. }
             | Error::Required { offset, .. } => *offset,
         }
     }

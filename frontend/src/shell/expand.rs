@@ -101,9 +101,16 @@ pub(crate) struct Processor<'a> {
     env: &'a dyn Env,
     scanner: Scanner<'a>,
     raw_escapes: bool,
+    /// How many `${` the scanner is inside.
+    depth: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
 }
+
+/// How deeply `${...}` may nest. BuildKit has no limit (Go stacks grow); ours is a fixed stack,
+/// so absurd nesting is refused with [`Error::TooDeep`] instead of overflowing it. Real
+/// Dockerfiles nest two or three levels.
+pub(crate) const MAX_NESTING: usize = 64;
 
 /// The terminator of a nested [`Processor::stop_on`] call.
 type Stop = Option<char>;
@@ -115,6 +122,7 @@ impl<'a> Processor<'a> {
             env,
             scanner: Scanner::new(word),
             raw_escapes: lexer.raw_escapes,
+            depth: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
         }
@@ -296,6 +304,21 @@ impl<'a> Processor<'a> {
         }
 
         self.scanner.next();
+        // `${...}` is the only construct that recurses (through its nested words).
+        if self.depth >= MAX_NESTING {
+            return Err(Error::TooDeep {
+                limit: MAX_NESTING,
+                offset: start,
+            });
+        }
+        self.depth += 1;
+        let result = self.braced(start);
+        self.depth -= 1;
+        result
+    }
+
+    /// `${...}` after the `{`; `start` is the offset of the `$`.
+    fn braced(&mut self, start: usize) -> Result<String, Error> {
         match self.scanner.peek() {
             None => return Err(Error::MissingBrace { offset: start }),
             Some('{' | '}' | ':') => return Err(Error::BadSubstitution { offset: start }),

@@ -17,7 +17,9 @@
 //! semantics (`pattern.rs`); names are classified with Go's Unicode categories (`chars.rs`).
 //!
 //! Where BuildKit's behaviour is odd it is reproduced, not fixed: it is what users' Dockerfiles
-//! already rely on. The oddities are listed in the operator table and below.
+//! already rely on. The oddities are listed in the operator table and below. The one deliberate
+//! difference: `${...}` may nest at most 64 levels deep ([`Error::TooDeep`]), because BuildKit's
+//! recursion runs on Go's growable stacks and ours would overflow a fixed one.
 //!
 //! # Syntax
 //!
@@ -37,12 +39,32 @@
 //! | `${name/pat/rep}` | first (leftmost, longest) match of `pat` replaced by `rep`, literally |
 //! | `${name//pat/rep}` | every match replaced; `rep` is a Go template (`$0` = the match) |
 //!
-//! `word`, `pat` and `rep` are processed themselves (nested expansions, quotes, escapes). Patterns
+//! `word`, `pat` and `rep` are processed themselves (nested expansions, quotes, escapes), but
+//! `pat` and `rep` keep their escape characters, so `\}` in `rep` stays `\}` and a quoted `*` in
+//! `pat` is still a wildcard. Patterns
 //! know `*`, `?` and the escapes `\*`, `\?`, `\\`, `\}`, `\/`; any other escape is an error, and
 //! `[...]` is literal text (BuildKit has no bracket expressions). Wildcards do not match `\n`.
 //! `${name:#pat}` and `${name:%pat}` act like `#` / `%`; `/#` and `/%` are not anchors, `#` and
 //! `%` are then literal pattern text. `${name//pat}` (no second `/`) is an error. Errors:
 //! `${}`, `${:..}`, `${{..`, a missing `}`, `${name:=w}` and other unknown modifiers, `${#name}`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use dray_frontend::shell::Lexer;
+//!
+//! let env = BTreeMap::from([("FILE".to_string(), "/src/app.tar.gz".to_string())]);
+//! let lexer = Lexer::new('\\');
+//! assert_eq!(lexer.process_word("${FILE##*/}", &env)?, "app.tar.gz");
+//! assert_eq!(lexer.process_word(r#""${FILE%%.*}" '$FILE'"#, &env)?, "/src/app $FILE");
+//! assert_eq!(lexer.process_words("a\\ b ${NOPE:-c d}", &env)?, ["a b", "c", "d"]);
+//! let expansion = lexer.process_word_with_matches("$FILE$NOPE", &env)?;
+//! assert!(expansion.matched.contains("FILE") && expansion.unmatched.contains("NOPE"));
+//! assert_eq!(lexer.process_word("${NOPE:?required}", &env).unwrap_err().offset(), 0);
+//! # Ok::<(), dray_frontend::shell::Error>(())
+//! ```
 //!
 //! # Modes
 //!
@@ -112,6 +134,17 @@ where
 
 /// Same as the slice implementation: a later entry wins.
 impl<K, V> Env for Vec<(K, V)>
+where
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    fn get(&self, name: &str) -> Option<&str> {
+        Env::get(self.as_slice(), name)
+    }
+}
+
+/// Same as the slice implementation: a later entry wins.
+impl<K, V, const N: usize> Env for [(K, V); N]
 where
     K: AsRef<str>,
     V: AsRef<str>,

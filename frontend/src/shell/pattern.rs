@@ -319,7 +319,91 @@ fn template_reference(text: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The Go regular expression BuildKit builds for `pattern`, as a Rust `regex` (both engines
+    /// are leftmost-first, and `.` excludes `\n` in both).
+    fn reference_regex(pattern: &str, greedy: bool, anchored: bool) -> Option<regex::Regex> {
+        let mut out = String::from(if anchored { "^" } else { "" });
+        let mut chars = pattern.chars().peekable();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '*' => out.push_str(if greedy { ".*" } else { ".*?" }),
+                '?' => out.push('.'),
+                '\\' => match chars.peek() {
+                    Some('}' | '/') => {}
+                    _ => match chars.next() {
+                        Some(lit @ ('*' | '?' | '\\')) => {
+                            out.push_str(&regex::escape(&lit.to_string()))
+                        }
+                        _ => return None,
+                    },
+                },
+                lit => out.push_str(&regex::escape(&lit.to_string())),
+            }
+        }
+        Some(regex::Regex::new(&out).expect("reference regex compiles"))
+    }
+
+    /// Go's `ReplaceAllString` loop driven by the reference regex.
+    fn reference_replace_all(re: &regex::Regex, value: &str, replacement: &str) -> String {
+        let mut out = String::new();
+        let (mut last_end, mut search) = (0, 0);
+        while search <= value.len() {
+            let Some(m) = re.find_at(value, search) else {
+                break;
+            };
+            out.push_str(&value[last_end..m.start()]);
+            if m.end() > last_end || m.start() == 0 {
+                expand_template(&mut out, replacement, m.as_str());
+            }
+            last_end = m.end();
+            let width = value[search..].chars().next().map_or(0, char::len_utf8);
+            search = if search + width > m.end() {
+                search + width
+            } else if search + 1 > m.end() {
+                search + 1
+            } else {
+                m.end()
+            };
+        }
+        out.push_str(&value[last_end..]);
+        out
+    }
+
+    fn char_range(text: &str, range: (usize, usize)) -> (usize, usize) {
+        let byte = |i: usize| text.char_indices().nth(i).map_or(text.len(), |(b, _)| b);
+        (byte(range.0), byte(range.1))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1500))]
+
+        #[test]
+        fn pike_vm_agrees_with_a_leftmost_first_regex_engine(
+            pattern in r"[ab*?\\}/\n.]{0,8}",
+            text in r"[ab*?\\\n한.]{0,12}",
+            greedy in any::<bool>(),
+            anchored in any::<bool>(),
+        ) {
+            let ours = Pattern::compile(&pattern, greedy);
+            let Some(re) = reference_regex(&pattern, greedy, anchored) else {
+                prop_assert!(ours.is_err());
+                return Ok(());
+            };
+            let ours = ours.expect("reference accepted the pattern");
+            let chars: Vec<char> = text.chars().collect();
+            let got = ours.find(&chars, 0, anchored).map(|m| char_range(&text, m));
+            let want = re.find(&text).map(|m| (m.start(), m.end()));
+            prop_assert_eq!(got, want);
+            if !anchored && greedy {
+                let got = replace(&pattern, &text, "<$0>", true).expect("compiled above");
+                prop_assert_eq!(got, reference_replace_all(&re, &text, "<$0>"));
+            }
+        }
+    }
 
     fn first(pattern: &str, greedy: bool, text: &str) -> Option<(usize, usize)> {
         let chars: Vec<char> = text.chars().collect();
