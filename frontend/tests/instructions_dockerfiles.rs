@@ -179,6 +179,7 @@ fn copy_heredocs_and_destinations() {
     assert_eq!(c.files.contents[0].data, "hello $X\n");
     assert!(c.files.contents[0].expand);
     assert_eq!(c.files.contents[1].path, "END");
+    assert_eq!(c.files.contents[1].data, "bye\n", "<<- strips leading tabs");
     assert!(!c.files.contents[1].expand);
     assert_eq!(c.files.dest.value, "/etc/");
     assert_eq!(

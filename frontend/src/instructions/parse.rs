@@ -309,15 +309,10 @@ fn parse_run(node: &Node) -> Result<RunCommand, Error> {
     })
 }
 
-/// The heredoc name of a source word such as `<<EOF`, `<<-EOF` or `3<<"EOF"`.
+/// The heredoc name of a source word such as `<<EOF`, `<<-EOF` or `3<<"EOF"` (BuildKit's
+/// `MustParseHeredoc`, provided by the parser).
 fn heredoc_name(word: &str) -> Option<String> {
-    let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
-    let rest = rest.strip_prefix("<<")?;
-    let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
-    if rest.is_empty() || rest.contains('<') {
-        return None;
-    }
-    Some(rest.chars().filter(|c| *c != '"' && *c != '\'').collect())
+    crate::parser::parse_heredoc_word(word).map(|h| h.name)
 }
 
 fn sources_and_dest(node: &Node, instruction: &'static str) -> Result<SourcesAndDest, Error> {
