@@ -3,9 +3,6 @@
 //! Argument-count checks come before flag checks where BuildKit does it that way (COPY, ADD,
 //! MAINTAINER, WORKDIR, USER…), so the same Dockerfile fails with the same message.
 
-use regex::Regex;
-use std::sync::LazyLock;
-
 use crate::parser::{Arg, Node};
 
 use super::chmod::parse_chmod;
@@ -15,10 +12,13 @@ use super::flags::{FlagKind, ParsedFlags, parse_flags};
 use super::mount::{parse_mount, parse_network, parse_security};
 use super::values::{nanos_to_duration, parse_go_duration};
 
-/// BuildKit's stage-name rule, applied after lowercasing.
-static STAGE_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[a-z][a-z0-9\-_.]*$").unwrap_or_else(|_| unreachable!("constant regex"))
-});
+/// BuildKit's stage-name rule `^[a-z][a-z0-9-_.]*$`, applied after lowercasing.
+fn valid_stage_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+}
 
 /// What FROM declares; the caller turns it into a [`super::Stage`].
 pub(crate) struct FromInstruction {
@@ -134,17 +134,17 @@ pub(crate) fn parse_instruction(node: &Node) -> Result<Instruction, Error> {
 }
 
 fn parse_from(node: &Node) -> Result<FromInstruction, Error> {
-    let name = match node.args.as_slice() {
-        [_] => None,
-        [_, as_kw, name] if as_kw.value.eq_ignore_ascii_case("as") => {
+    let (base, name) = match node.args.as_slice() {
+        [base] => (base, None),
+        [base, as_kw, name] if as_kw.value.eq_ignore_ascii_case("as") => {
             let lower = name.value.to_lowercase();
-            if !STAGE_NAME.is_match(&lower) {
+            if !valid_stage_name(&lower) {
                 return Err(Error::InvalidStageName {
                     name: name.value.clone(),
                     span: name.span,
                 });
             }
-            Some(Word::new(lower, name.span))
+            (base, Some(Word::new(lower, name.span)))
         }
         _ => return Err(Error::FromArguments { span: node.span }),
     };
@@ -152,7 +152,6 @@ fn parse_from(node: &Node) -> Result<FromInstruction, Error> {
     let platform = flags
         .string("platform")
         .map(|f| Word::new(&f.value, f.span));
-    let base = &node.args[0];
     Ok(FromInstruction {
         base: Word::new(&base.value, base.span),
         name,
