@@ -223,7 +223,7 @@ fn expose_expands_splits_and_validates_ports() {
     let err = resolve_with("FROM s\nARG P=8080/http\nEXPOSE $P\n", &[]).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid port specification \"8080/http\": invalid protocol \"http\" (expected tcp, udp or sctp)"
+        "invalid port specification \"8080/http\": invalid proto: http"
     );
     let err = resolve_with("FROM s\nEXPOSE 9000-8000\n", &[]).unwrap_err();
     assert!(err.to_string().contains("9000 is greater than 8000"));

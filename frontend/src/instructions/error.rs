@@ -116,11 +116,11 @@ pub enum MountError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PortError {
-    /// The port is empty.
-    #[error("empty port")]
+    /// No container port.
+    #[error("no port specified")]
     Empty,
-    /// Not a number between 0 and 65535.
-    #[error("invalid port number {value:?}")]
+    /// Not a number between 0 and 65535, or a malformed range.
+    #[error("invalid containerPort: {value}")]
     InvalidNumber {
         /// The offending part.
         value: String,
@@ -134,14 +134,31 @@ pub enum PortError {
         end: u16,
     },
     /// A protocol other than tcp, udp or sctp.
-    #[error("invalid protocol {value:?} (expected tcp, udp or sctp)")]
+    #[error("invalid proto: {value}")]
     InvalidProtocol {
         /// The protocol.
         value: String,
     },
-    /// A `host:container` mapping, which only `docker run -p` understands.
-    #[error("port mappings are not supported by EXPOSE")]
-    Mapping,
+    /// The IP of an `ip:host:container` mapping is not an IP address.
+    #[error("invalid IP address: {value}")]
+    InvalidIp {
+        /// The address part.
+        value: String,
+    },
+    /// The host part of a mapping is not a port or range.
+    #[error("invalid hostPort: {value}")]
+    InvalidHostPort {
+        /// The host part.
+        value: String,
+    },
+    /// Host and container ranges of different lengths.
+    #[error("invalid ranges specified for container and host Ports: {container} and {host}")]
+    RangeMismatch {
+        /// The container range.
+        container: String,
+        /// The host range.
+        host: String,
+    },
 }
 
 /// An error turning the parse tree into typed instructions.

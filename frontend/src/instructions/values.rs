@@ -114,43 +114,71 @@ impl PortSpec {
     }
 }
 
-/// Parses an EXPOSE word: `80`, `80/udp`, `8000-8010`, `8000-8010/tcp`. The protocol is
-/// case-insensitive.
-pub fn parse_port(spec: &str) -> Result<PortSpec, PortError> {
-    if spec.is_empty() {
-        return Err(PortError::Empty);
-    }
-    let (ports, proto) = match spec.split_once('/') {
-        Some((p, proto)) => (p, Some(proto)),
-        None => (spec, None),
-    };
-    if ports.contains(':') {
-        return Err(PortError::Mapping);
-    }
-    let protocol = match proto.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("tcp") => Protocol::Tcp,
-        Some("udp") => Protocol::Udp,
-        Some("sctp") => Protocol::Sctp,
-        Some(_) => {
-            return Err(PortError::InvalidProtocol {
-                value: proto.unwrap_or_default().to_string(),
-            });
-        }
-    };
-    let number = |s: &str| {
-        s.parse::<u16>().map_err(|_| PortError::InvalidNumber {
-            value: s.to_string(),
-        })
-    };
-    let (start, end) = match ports.split_once('-') {
-        Some((a, b)) => (number(a)?, number(b)?),
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    let (start, end) = match s.split_once('-') {
+        Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
         None => {
-            let p = number(ports)?;
+            let p = s.parse().ok()?;
             (p, p)
         }
     };
+    Some((start, end))
+}
+
+/// Parses an EXPOSE word as BuildKit's `parsePortSpec`: `[[ip:]hostPort:]port[-end][/proto]`
+/// (`80`, `80/udp`, `8000-8010`, `127.0.0.1:8080:80/tcp`). Only the container part is kept; a
+/// host part is checked and dropped, as BuildKit does. The protocol is case-insensitive and
+/// defaults to tcp.
+pub fn parse_port(spec: &str) -> Result<PortSpec, PortError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => ("".to_string(), "", *c),
+        [h, c] => ("".to_string(), *h, *c),
+        [rest @ .., h, c] => (rest.join(":"), *h, *c),
+        [] => return Err(PortError::Empty),
+    };
+    let (container, proto) = container.split_once('/').unwrap_or((container, ""));
+    let protocol = match proto.to_ascii_lowercase().as_str() {
+        "" | "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        _ => {
+            return Err(PortError::InvalidProtocol {
+                value: proto.to_string(),
+            });
+        }
+    };
+    if !ip.is_empty() {
+        let bare = ip
+            .strip_prefix('[')
+            .and_then(|i| i.strip_suffix(']'))
+            .unwrap_or(&ip);
+        if bare.parse::<std::net::IpAddr>().is_err() {
+            return Err(PortError::InvalidIp { value: ip.clone() });
+        }
+    }
+    if container.is_empty() {
+        return Err(PortError::Empty);
+    }
+    let (start, end) = port_range(container).ok_or(PortError::InvalidNumber {
+        value: container.to_string(),
+    })?;
     if end < start {
         return Err(PortError::InvertedRange { start, end });
+    }
+    if !host.is_empty() {
+        let (hs, he) = port_range(host).ok_or(PortError::InvalidHostPort {
+            value: host.to_string(),
+        })?;
+        if he < hs {
+            return Err(PortError::InvertedRange { start: hs, end: he });
+        }
+        if end - start != he - hs && end != start {
+            return Err(PortError::RangeMismatch {
+                container: container.to_string(),
+                host: host.to_string(),
+            });
+        }
     }
     Ok(PortSpec {
         start,
@@ -284,8 +312,31 @@ mod tests {
             parse_port("abc"),
             Err(PortError::InvalidNumber { .. })
         ));
-        assert_eq!(parse_port("8080:80"), Err(PortError::Mapping));
+        assert_eq!(
+            parse_port("8080:80").unwrap().start,
+            80,
+            "the host part is dropped"
+        );
+        assert_eq!(
+            parse_port("127.0.0.1:8080:80/udp").unwrap().protocol,
+            Protocol::Udp
+        );
+        assert_eq!(parse_port("[::1]:8080:80").unwrap().start, 80);
+        assert!(matches!(
+            parse_port("bogus:8080:80"),
+            Err(PortError::InvalidIp { .. })
+        ));
+        assert!(matches!(
+            parse_port("x:80"),
+            Err(PortError::InvalidHostPort { .. })
+        ));
+        assert!(matches!(
+            parse_port("1-3:80-81"),
+            Err(PortError::RangeMismatch { .. })
+        ));
+        assert_eq!(parse_port("80/").unwrap().protocol, Protocol::Tcp);
         assert_eq!(parse_port(""), Err(PortError::Empty));
+        assert_eq!(parse_port("/udp"), Err(PortError::Empty));
     }
 
     #[test]
