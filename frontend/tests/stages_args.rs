@@ -401,3 +401,16 @@ fn escape_directive_applies_to_expansion() {
     let s = target("# escape=`\nFROM s\nARG A=x\nWORKDIR C:\\`$A\\$A\n", &[]);
     assert_eq!(workdirs(&s), ["C:\\$A\\x"]);
 }
+
+#[test]
+fn a_stage_based_on_a_stage_keeps_its_platform() {
+    let g = resolve_with(
+        "FROM --platform=linux/amd64 alpine AS a\nFROM --platform=linux/s390x a\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(g.stages[0].platform.to_string(), "linux/amd64");
+    assert_eq!(g.stages[1].platform.to_string(), "linux/amd64");
+    let g = resolve_with("FROM alpine AS a\nFROM a\n", &[]).unwrap();
+    assert_eq!(g.stages[1].platform.to_string(), "linux/arm/v7");
+}

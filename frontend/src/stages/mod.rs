@@ -133,7 +133,8 @@ pub struct ResolvedStage {
     pub origin: Origin,
     /// The base.
     pub base: Base,
-    /// The platform: `--platform`, else the base stage's, else the target platform.
+    /// The platform: the base stage's for a stage base (as BuildKit, even over `--platform`),
+    /// else `--platform`, else the target platform.
     pub platform: Platform,
     /// Stages this one needs (its base and `--from` sources), sorted.
     pub deps: Vec<usize>,
@@ -420,10 +421,10 @@ pub fn resolve_with_images(
             Base::Stage { index } => {
                 let parent_platform = platforms[*index].clone();
                 let parent = scopes[*index].clone();
-                let platform = base
-                    .platform
-                    .clone()
-                    .or(parent_platform)
+                // BuildKit's `dispatchState.init` takes the parent's platform even over an
+                // explicit `--platform`: the filesystem is the parent's.
+                let platform = parent_platform
+                    .or_else(|| base.platform.clone())
                     .unwrap_or_else(|| opts.target_platform.clone());
                 let scope =
                     parent.unwrap_or_else(|| StageScope::new(lexer, &globals, &[], &platform.os));
