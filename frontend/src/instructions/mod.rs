@@ -9,6 +9,12 @@
 //! are expanded.
 //!
 //! Where BuildKit has an error message, [`Error`] uses its wording (first letter lowercased).
+//!
+//! Differences from BuildKit, on purpose: STOPSIGNAL and `HEALTHCHECK NONE` reject unknown
+//! flags (BuildKit never looks at their flags); `--mount` and `--chmod` values without a
+//! variable are checked here, at parse time, rather than when the stage runs (same messages);
+//! EXPOSE keeps its ports in source order (BuildKit sorts the raw words, which only changes the
+//! history text); WORKDIR has no Windows drive-letter handling.
 
 mod chmod;
 mod command;

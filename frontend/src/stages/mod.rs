@@ -29,6 +29,11 @@
 //!    stage's final scope, then ARG and ENV in order. Inside a stage a global ARG, and a
 //!    predefined platform ARG, is visible only after `ARG NAME` re-declares it.
 //!
+//! Differences from BuildKit, on purpose: a FROM naming an earlier stage matches it
+//! case-insensitively (BuildKit compares the expanded text with the lowercased names, and an
+//! uppercase image reference then fails to parse); errors about `--target` and a file without
+//! stages have no place in the file and point at its start.
+//!
 //! Proxy build arguments (`HTTP_PROXY`, `http_proxy`, … `ALL_PROXY`, `all_proxy`) need no
 //! declaration: they are handed to every RUN but kept out of the image history and the cache
 //! key; [`StageGraph::proxy_env`] records them.
@@ -167,6 +172,8 @@ pub struct StageGraph {
     pub proxy_env: BTreeMap<String, String>,
     /// Build arguments that no ARG of the build declares (BuildKit warns about them).
     pub unused_build_args: Vec<String>,
+    /// The Dockerfile's escape token, for a [`StageScope`] walking the stages again.
+    pub escape: char,
 }
 
 impl StageGraph {
@@ -509,5 +516,6 @@ pub fn resolve_with_images(
         proxy_env,
         unused_build_args,
         global_args: globals.clone(),
+        escape: df.escape,
     })
 }
