@@ -102,7 +102,7 @@ COPY --from=builder /out/app /app
 #[test]
 fn unknown_instruction_is_reported_at_its_keyword() {
     let (msg, line, col) = error_at("FROM alpine\n  FOO bar\n");
-    assert_eq!(msg, "unknown instruction: FOO");
+    assert_eq!(msg, "unknown instruction: FOO (did you mean from?)");
     assert_eq!((line, col), (2, 3));
 }
 
@@ -116,7 +116,7 @@ fn missing_from_is_an_error() {
 #[test]
 fn flag_errors_point_at_the_flag() {
     let (msg, line, col) = error_at("FROM alpine\nCOPY --link --form=x a b\n");
-    assert_eq!(msg, "unknown flag: form");
+    assert_eq!(msg, "unknown flag: form (did you mean from?)");
     assert_eq!((line, col), (2, 13));
     let (msg, line, col) =
         error_at("FROM alpine\nRUN --mount=type=cache,target=/c,sharing=all true\n");
@@ -234,4 +234,24 @@ fn typed_dockerfile_serializes_to_json() {
     assert_eq!(json["stages"][0]["commands"][0]["instruction"], "run");
     assert_eq!(json["stages"][0]["commands"][0]["mounts"][0]["size"], 1024);
     assert_eq!(json["stages"][0]["commands"][0]["origin"]["span"][0], 12);
+}
+
+#[test]
+fn unknown_names_get_suggestions() {
+    assert_eq!(
+        error_at("FROM a\nRUNN true\n").0,
+        "unknown instruction: RUNN (did you mean run?)"
+    );
+    assert_eq!(
+        error_at("FROM a\nCOPY --chwon=1 a b\n").0,
+        "unknown flag: chwon (did you mean chown?)"
+    );
+    assert_eq!(
+        error_at("FROM a\nXYZZY q\n").0,
+        "unknown instruction: XYZZY"
+    );
+    assert_eq!(
+        error_at("FROM a\nRUN --mount=type=cache,traget=/x true\n").0,
+        "unexpected key 'traget' in 'traget=/x' (did you mean target?)"
+    );
 }

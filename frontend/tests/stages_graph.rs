@@ -293,3 +293,12 @@ fn onbuild_trigger_errors_point_at_the_child_from_and_only_when_built() {
     let lc = dray_frontend::LineIndex::new(src.as_bytes()).line_column(err.span().start);
     assert_eq!(lc.line, 3);
 }
+
+#[test]
+fn unknown_targets_get_a_suggestion() {
+    let err = resolve(MULTI, Some("tset")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "target stage \"tset\" could not be found (did you mean test?) (stages: base, build, unused, test)"
+    );
+}

@@ -6,6 +6,8 @@
 
 use crate::span::Span;
 
+use super::suggest::hint;
+
 /// Why a `--chmod` value was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -49,12 +51,14 @@ pub enum MountError {
         field: String,
     },
     /// An unknown key.
-    #[error("unexpected key '{key}' in '{field}'")]
+    #[error("unexpected key '{key}' in '{field}'{}", hint(suggestion))]
     UnknownKey {
         /// The key, lowercased.
         key: String,
         /// The whole field.
         field: String,
+        /// The closest known key, if any is close.
+        suggestion: Option<String>,
     },
     /// A key that exists but not for this mount type.
     #[error("unexpected key '{key}' for mount type '{mount_type}'")]
@@ -65,10 +69,12 @@ pub enum MountError {
         mount_type: String,
     },
     /// `type=` names no known mount type.
-    #[error("unsupported mount type {value:?}")]
+    #[error("unsupported mount type {value:?}{}", hint(suggestion))]
     UnsupportedType {
         /// The value.
         value: String,
+        /// The closest mount type, if any is close.
+        suggestion: Option<String>,
     },
     /// `sharing=` is not `shared`, `private` or `locked`.
     #[error("unsupported sharing value {value:?}")]
@@ -166,10 +172,12 @@ pub enum PortError {
 #[non_exhaustive]
 pub enum Error {
     /// The keyword names no Dockerfile instruction.
-    #[error("unknown instruction: {keyword}")]
+    #[error("unknown instruction: {keyword}{}", hint(suggestion))]
     UnknownInstruction {
         /// The keyword as written.
         keyword: String,
+        /// The closest instruction name, if any is close.
+        suggestion: Option<String>,
         /// The keyword.
         span: Span,
     },
@@ -190,10 +198,12 @@ pub enum Error {
         span: Span,
     },
     /// A flag the instruction does not accept.
-    #[error("unknown flag: {name}")]
+    #[error("unknown flag: {name}{}", hint(suggestion))]
     UnknownFlag {
         /// The flag name without dashes.
         name: String,
+        /// The closest accepted flag, if any is close.
+        suggestion: Option<String>,
         /// The flag.
         span: Span,
     },

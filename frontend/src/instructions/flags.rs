@@ -16,6 +16,7 @@ use crate::parser::Flag;
 use crate::span::Span;
 
 use super::error::Error;
+use super::suggest::did_you_mean;
 
 /// What a declared flag holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,7 @@ pub(crate) fn parse_flags(
         let Some(&(declared, kind)) = spec.iter().find(|(n, _)| *n == name) else {
             return Err(Error::UnknownFlag {
                 name: name.to_string(),
+                suggestion: did_you_mean(name, spec.iter().map(|(n, _)| *n), true),
                 span: flag.span,
             });
         };

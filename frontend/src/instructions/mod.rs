@@ -23,6 +23,7 @@ mod flags;
 mod mount;
 mod parse;
 pub(crate) mod serde_span;
+mod suggest;
 mod values;
 
 use serde::Serialize;
@@ -43,6 +44,7 @@ pub use mount::{
     CacheSharing, Mount, MountExpander, MountType, NetworkMode, SecurityMode, parse_mount,
     parse_network, parse_security,
 };
+pub use suggest::did_you_mean;
 pub use values::{PortSpec, Protocol, parse_go_duration, parse_port, parse_signal};
 
 /// A Dockerfile as typed instructions.

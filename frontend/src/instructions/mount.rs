@@ -19,6 +19,39 @@ use serde::Serialize;
 use crate::span::Span;
 
 use super::error::MountError;
+use super::suggest::did_you_mean;
+
+/// Every key `--mount` accepts, for suggestions.
+const MOUNT_KEYS: &[&str] = &[
+    "type",
+    "from",
+    "source",
+    "target",
+    "readonly",
+    "id",
+    "sharing",
+    "required",
+    "mode",
+    "uid",
+    "gid",
+    "src",
+    "dst",
+    "destination",
+    "ro",
+    "rw",
+    "readwrite",
+    "size",
+    "env",
+];
+
+fn unknown_key(key: String, field: &str) -> MountError {
+    let suggestion = did_you_mean(&key, MOUNT_KEYS.iter().copied(), true);
+    MountError::UnknownKey {
+        key,
+        field: field.to_string(),
+        suggestion,
+    }
+}
 
 /// The kind of a RUN mount.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -311,10 +344,7 @@ pub fn parse_mount(
                     "type" | "readonly" | "ro" | "readwrite" | "rw" | "required" | "sharing"
                     | "mode" | "uid" | "gid" | "size" => {}
                     _ => {
-                        return Err(MountError::UnknownKey {
-                            key,
-                            field: field.clone(),
-                        });
+                        return Err(unknown_key(key, field));
                     }
                 }
                 continue;
@@ -339,7 +369,11 @@ pub fn parse_mount(
                     "tmpfs" => MountType::Tmpfs,
                     "secret" => MountType::Secret,
                     "ssh" => MountType::Ssh,
-                    _ => return Err(MountError::UnsupportedType { value }),
+                    _ => {
+                        let suggestion =
+                            did_you_mean(&value, ["bind", "cache", "tmpfs", "secret", "ssh"], true);
+                        return Err(MountError::UnsupportedType { value, suggestion });
+                    }
                 };
                 type_known = true;
             }
@@ -382,10 +416,7 @@ pub fn parse_mount(
                 m.env = Some(value);
             }
             _ => {
-                return Err(MountError::UnknownKey {
-                    key,
-                    field: field.clone(),
-                });
+                return Err(unknown_key(key, field));
             }
         }
     }
@@ -502,7 +533,11 @@ mod tests {
         assert_eq!(e("type=nfs,target=/x"), "unsupported mount type \"nfs\"");
         assert_eq!(
             e("typ=cache,target=/x"),
-            "unexpected key 'typ' in 'typ=cache'"
+            "unexpected key 'typ' in 'typ=cache' (did you mean type?)"
+        );
+        assert_eq!(
+            e("type=cahce,target=/x"),
+            "unsupported mount type \"cahce\" (did you mean cache?)"
         );
         assert_eq!(
             e("target=/x,bogus"),

@@ -10,7 +10,30 @@ use super::command::*;
 use super::error::Error;
 use super::flags::{FlagKind, ParsedFlags, parse_flags};
 use super::mount::{parse_mount, parse_network, parse_security};
+use super::suggest::did_you_mean;
 use super::values::{nanos_to_duration, parse_go_duration};
+
+/// Every instruction name, for suggestions.
+const INSTRUCTIONS: &[&str] = &[
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 
 /// BuildKit's stage-name rule `^[a-z][a-z0-9-_.]*$`, applied after lowercasing.
 fn valid_stage_name(name: &str) -> bool {
@@ -126,6 +149,7 @@ pub(crate) fn parse_instruction(node: &Node) -> Result<Instruction, Error> {
         _ => {
             return Err(Error::UnknownInstruction {
                 keyword: node.keyword.clone(),
+                suggestion: did_you_mean(&node.keyword, INSTRUCTIONS.iter().copied(), false),
                 span: node.keyword_span,
             });
         }

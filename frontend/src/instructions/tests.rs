@@ -133,7 +133,10 @@ fn unknown_instruction_points_at_the_keyword() {
     src.add("FROM", &[], &["alpine"], false);
     src.add("FOO", &[], &[""], false);
     let e = src.parse().unwrap_err();
-    assert_eq!(e.to_string(), "unknown instruction: FOO");
+    assert_eq!(
+        e.to_string(),
+        "unknown instruction: FOO (did you mean from?)"
+    );
     assert_eq!(src.at(&e), (2, 1));
     assert_eq!(e.span().len(), 3);
 }

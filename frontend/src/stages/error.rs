@@ -63,7 +63,13 @@ pub enum Error {
         span: Span,
     },
     /// `--target` names no stage.
-    #[error("target stage {target:?} could not be found (stages: {})", available.join(", "))]
+    #[error(
+        "target stage {target:?} could not be found{} (stages: {})",
+        crate::instructions::did_you_mean(target, available.iter().map(String::as_str), true)
+            .map(|s| format!(" (did you mean {s}?)"))
+            .unwrap_or_default(),
+        available.join(", ")
+    )]
     TargetNotFound {
         /// The requested target.
         target: String,
