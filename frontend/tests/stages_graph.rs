@@ -302,3 +302,14 @@ fn unknown_targets_get_a_suggestion() {
         "target stage \"tset\" could not be found (did you mean test?) (stages: base, build, unused, test)"
     );
 }
+
+#[test]
+fn empty_from_values_mean_no_source() {
+    let g = resolve(
+        "FROM alpine\nCOPY --from= a b\nRUN --mount=from=,target=/x true\n",
+        None,
+    )
+    .unwrap();
+    assert!(g.stages[0].image_sources.is_empty());
+    assert!(g.stages[0].deps.is_empty());
+}

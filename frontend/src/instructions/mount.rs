@@ -377,7 +377,7 @@ pub fn parse_mount(
                 };
                 type_known = true;
             }
-            "from" => m.from = Some(value),
+            "from" => m.from = Some(value).filter(|v| !v.is_empty()),
             "source" | "src" => m.source = Some(value),
             "target" | "dst" | "destination" => m.target = Some(value),
             "readonly" | "ro" => {

@@ -428,7 +428,8 @@ fn parse_copy(node: &Node) -> Result<CopyCommand, Error> {
     )?;
     Ok(CopyCommand {
         files: sources_and_dest(node, "COPY")?,
-        from: word_flag(&flags, "from"),
+        // BuildKit treats `--from=` like no `--from`.
+        from: word_flag(&flags, "from").filter(|w| !w.value.is_empty()),
         chown: word_flag(&flags, "chown"),
         chmod: chmod_flag(&flags)?,
         link: flags.bool("link").unwrap_or(false),
