@@ -50,8 +50,8 @@ use serde::Serialize;
 
 use crate::instructions::{Command, Dockerfile, Origin, Stage};
 use crate::shell::Lexer;
-
 use crate::span::Span;
+
 use graph::{check_cycles, command_deps, find_stage};
 
 pub use error::{Error, TriggerError};
