@@ -26,5 +26,6 @@ pub mod instructions;
 pub mod parser;
 pub mod shell;
 pub mod span;
+pub mod stages;
 
 pub use span::{LineColumn, LineIndex, Span};
