@@ -1,11 +1,13 @@
 //! `dray debug …`: look inside the frontend.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use dray_frontend::stages::{Platform, ResolveOptions};
 
-use crate::cli::DebugParseArgs;
+use crate::cli::{DebugParseArgs, DebugStagesArgs};
 use crate::diagnostic;
 
 /// Reads a Dockerfile from `path`, or from standard input when `path` is `-`.
@@ -33,7 +35,41 @@ pub(crate) fn parse(args: &DebugParseArgs) -> Result<()> {
 }
 
 /// `dray debug stages`: print the resolved stage graph as JSON.
-pub(crate) fn stages(args: &crate::cli::DebugStagesArgs) -> Result<()> {
-    let _ = args;
-    anyhow::bail!("the stage graph is being written")
+pub(crate) fn stages(args: &DebugStagesArgs) -> Result<()> {
+    let (name, source) = read_dockerfile(&args.file)?;
+    let mut options = ResolveOptions {
+        build_args: parse_build_args(&args.build_args)?,
+        target: args.target.clone(),
+        ..ResolveOptions::default()
+    };
+    if let Some(platform) = &args.platform {
+        options.target_platform = Platform::parse(platform)
+            .with_context(|| format!("invalid --platform {platform:?}"))?;
+    }
+    let loaded = dray_frontend::load(&source, &options)
+        .map_err(|err| diagnostic::render(&name, &source, err.span(), &err.to_string()))?;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &loaded.graph)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// `--build-arg NAME=VALUE` pairs; a bare `NAME` takes its value from the environment and is
+/// left out when the environment does not set it, as `docker build` does.
+pub(crate) fn parse_build_args(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut build_args = BTreeMap::new();
+    for arg in args {
+        match arg.split_once('=') {
+            Some(("", _)) => anyhow::bail!("invalid --build-arg {arg:?}: the name is empty"),
+            Some((name, value)) => {
+                build_args.insert(name.to_owned(), value.to_owned());
+            }
+            None => {
+                if let Some(value) = std::env::var_os(arg) {
+                    build_args.insert(arg.clone(), value.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    Ok(build_args)
 }

@@ -100,7 +100,7 @@ fn stages_prints_the_reachable_stages_with_expanded_values() {
     let dir = TestDir::new();
     dir.write(
         "Dockerfile",
-        "ARG BASE=alpine\nFROM ${BASE} AS unused\nRUN true\nFROM ${BASE} AS build\nARG V=1\nENV OUT=/out/$V\nWORKDIR $OUT\nFROM scratch\nCOPY --from=build /out /out\n",
+        "ARG BASE=alpine\nFROM ${BASE} AS orphan\nRUN true\nFROM ${BASE} AS build\nARG V=1\nENV OUT=/out/$V\nWORKDIR $OUT\nFROM scratch\nCOPY --from=build /out /out\n",
     );
     let output = dir
         .dray()
@@ -112,7 +112,7 @@ fn stages_prints_the_reachable_stages_with_expanded_values() {
     let graph: serde_json::Value = serde_json::from_str(&stdout).expect("stages prints JSON");
     let text = graph.to_string();
     assert!(
-        !text.contains("unused"),
+        !text.contains("orphan"),
         "an unreachable stage was kept: {stdout}"
     );
     assert!(
