@@ -20,10 +20,26 @@
 
 #![deny(missing_docs)]
 
+pub mod definition;
 pub mod digest;
+pub mod encoding;
+pub mod exec;
+pub mod file;
+pub mod op;
 pub mod platform;
 pub mod reference;
+pub mod source;
 
+pub use definition::{Definition, OpProblem, ValidateError};
 pub use digest::{Digest, DigestError, Hasher};
+pub use exec::{
+    ExecMeta, ExecMount, ExecOp, MountKind, NetMode, SecretMount, SecurityMode, Sharing,
+};
+pub use file::{
+    ActionInput, Chown, Copy, FileAction, FileOp, FileStep, Mkdir, Mkfile, Mode, Rm, Symlink,
+    UserOpt,
+};
+pub use op::{CUSTOM_NAME, Input, MergeOp, Node, Op, OpMetadata, SourceLocation};
 pub use platform::{Platform, PlatformError};
 pub use reference::{ImageRef, ReferenceError};
+pub use source::{HttpAttrs, LocalAttrs, SourceAttrs, SourceId, SourceIdError, SourceOp};

@@ -1,0 +1,385 @@
+//! [`Definition`]: a marshaled graph, and its structural [`validate`](Definition::validate).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::exec::MountKind;
+use crate::file::{ActionInput, FileAction, Mode};
+use crate::op::{Input, Node, Op, OpMetadata};
+
+/// A whole build graph, as the converter hands it to the solver.
+///
+/// `nodes` are in topological order (every input refers to an earlier node) and the **last node
+/// is the head**: its output 0 is the build result. [`crate::marshal`] produces this shape;
+/// [`Definition::validate`] checks it for definitions from elsewhere (files, tests).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// The nodes, topologically ordered, head last.
+    pub nodes: Vec<Node>,
+    /// Per-node metadata by node digest; not part of any digest.
+    pub metadata: BTreeMap<Digest, OpMetadata>,
+}
+
+/// A structural problem in a [`Definition`]. Each variant names the node by digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidateError {
+    /// There are no nodes, so there is no head.
+    #[error("the definition has no nodes, so no head")]
+    Empty,
+    /// The same node appears twice.
+    #[error("node {digest} appears more than once")]
+    DuplicateNode {
+        /// The repeated node.
+        digest: Digest,
+    },
+    /// An input names a node that is not earlier in the list: unknown, later (which is how a
+    /// cycle would have to look), or the node itself.
+    #[error("node {digest} input {index} refers to {input}, which is not an earlier node")]
+    InputNotEarlier {
+        /// The consuming node.
+        digest: Digest,
+        /// The position in its inputs.
+        index: usize,
+        /// The missing producer.
+        input: Digest,
+    },
+    /// An input names an output the producer does not have.
+    #[error("node {digest} input {index} uses output {output} of {input}, which has {outputs}")]
+    OutputOutOfRange {
+        /// The consuming node.
+        digest: Digest,
+        /// The position in its inputs.
+        index: usize,
+        /// The producer.
+        input: Digest,
+        /// The requested output.
+        output: u32,
+        /// How many outputs the producer has.
+        outputs: u32,
+    },
+    /// The op itself is inconsistent (a bad index, a missing root mount, …).
+    #[error("node {digest} ({kind}) is invalid: {problem}")]
+    BadOp {
+        /// The node.
+        digest: Digest,
+        /// Its op kind.
+        kind: &'static str,
+        /// What is wrong.
+        problem: OpProblem,
+    },
+    /// The head node has no output 0.
+    #[error("the head node {digest} has no output 0")]
+    HeadWithoutOutput {
+        /// The head.
+        digest: Digest,
+    },
+    /// Metadata is attached to a digest that is not a node of this definition.
+    #[error("metadata refers to {digest}, which is not a node of this definition")]
+    OrphanMetadata {
+        /// The unknown digest.
+        digest: Digest,
+    },
+}
+
+/// What is wrong inside one op (see [`ValidateError::BadOp`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpProblem {
+    /// A source node has inputs.
+    #[error("a source takes no inputs, found {count}")]
+    SourceWithInputs {
+        /// How many inputs it has.
+        count: usize,
+    },
+    /// The source attributes do not fit its scheme.
+    #[error("attributes do not match the {scheme} scheme")]
+    SourceAttrsMismatch {
+        /// The scheme of the identifier.
+        scheme: &'static str,
+    },
+    /// An exec has no arguments.
+    #[error("exec has no arguments")]
+    EmptyArgs,
+    /// An env entry is not `KEY=value` with a non-empty key.
+    #[error("env entry {entry:?} is not KEY=value")]
+    BadEnv {
+        /// The entry.
+        entry: String,
+    },
+    /// An exec does not have exactly one mount at `/`.
+    #[error("exec needs exactly one mount at `/`, found {count}")]
+    RootMount {
+        /// How many mounts target `/`.
+        count: usize,
+    },
+    /// A path that must be absolute is not.
+    #[error("{what} path {path:?} is not absolute")]
+    RelativePath {
+        /// Which path (`cwd`, `mount`, `mkdir`, …).
+        what: &'static str,
+        /// The path.
+        path: String,
+    },
+    /// A mount or step refers to an input index past the node's inputs.
+    #[error("refers to input {index}, but the node has {count} inputs")]
+    InputIndex {
+        /// The index used.
+        index: u32,
+        /// How many inputs there are.
+        count: usize,
+    },
+    /// A file step refers to itself or a later step.
+    #[error("step {step} refers to step {action}, which is not earlier")]
+    ActionIndex {
+        /// The step.
+        step: usize,
+        /// The referenced step.
+        action: u32,
+    },
+    /// A copy has no secondary input, or another action has one.
+    #[error("step {step}: {action} {expectation}")]
+    SecondaryInput {
+        /// The step.
+        step: usize,
+        /// The action kind.
+        action: &'static str,
+        /// What was expected.
+        expectation: &'static str,
+    },
+    /// Two mounts or steps claim the same output, or outputs leave a gap.
+    #[error("outputs must be 0..n, each used once")]
+    Outputs,
+    /// A file op has no steps.
+    #[error("file op has no steps")]
+    NoSteps,
+    /// A merge has no inputs.
+    #[error("merge has no inputs")]
+    EmptyMerge,
+    /// An octal mode above `0o7777`.
+    #[error("mode {mode:#o} is out of range")]
+    BadMode {
+        /// The mode.
+        mode: u32,
+    },
+}
+
+impl Definition {
+    /// The digest of every node, in order.
+    pub fn digests(&self) -> Vec<Digest> {
+        self.nodes.iter().map(Node::digest).collect()
+    }
+
+    /// The head: output 0 of the last node.
+    pub fn head(&self) -> Option<Input> {
+        self.nodes.last().map(|n| Input {
+            node: n.digest(),
+            output: 0,
+        })
+    }
+
+    /// Checks the structure: a head exists, nodes are unique, every input refers to an existing
+    /// output of an earlier node (so there are no cycles), ops are internally consistent, and
+    /// metadata belongs to nodes.
+    pub fn validate(&self) -> Result<(), ValidateError> {
+        let mut outputs: HashMap<Digest, u32> = HashMap::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let digest = node.digest();
+            for (index, input) in node.inputs.iter().enumerate() {
+                let Some(&count) = outputs.get(&input.node) else {
+                    return Err(ValidateError::InputNotEarlier {
+                        digest,
+                        index,
+                        input: input.node,
+                    });
+                };
+                if input.output >= count {
+                    return Err(ValidateError::OutputOutOfRange {
+                        digest,
+                        index,
+                        input: input.node,
+                        output: input.output,
+                        outputs: count,
+                    });
+                }
+            }
+            check_op(node).map_err(|problem| ValidateError::BadOp {
+                digest,
+                kind: node.op.kind(),
+                problem,
+            })?;
+            if outputs.insert(digest, node.op.num_outputs()).is_some() {
+                return Err(ValidateError::DuplicateNode { digest });
+            }
+        }
+        let head = self.nodes.last().ok_or(ValidateError::Empty)?;
+        if head.op.num_outputs() == 0 {
+            return Err(ValidateError::HeadWithoutOutput {
+                digest: head.digest(),
+            });
+        }
+        if let Some(digest) = self.metadata.keys().find(|d| !outputs.contains_key(d)) {
+            return Err(ValidateError::OrphanMetadata { digest: *digest });
+        }
+        Ok(())
+    }
+}
+
+fn check_op(node: &Node) -> Result<(), OpProblem> {
+    let n_inputs = node.inputs.len();
+    let input_index = |index: u32| {
+        if (index as usize) < n_inputs {
+            Ok(())
+        } else {
+            Err(OpProblem::InputIndex {
+                index,
+                count: n_inputs,
+            })
+        }
+    };
+    let absolute = |what: &'static str, path: &str| {
+        if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(OpProblem::RelativePath {
+                what,
+                path: path.to_owned(),
+            })
+        }
+    };
+    match &node.op {
+        Op::Source(s) => {
+            if n_inputs != 0 {
+                return Err(OpProblem::SourceWithInputs { count: n_inputs });
+            }
+            if !s.attrs_match_scheme() {
+                return Err(OpProblem::SourceAttrsMismatch {
+                    scheme: s.id.scheme(),
+                });
+            }
+        }
+        Op::Exec(e) => {
+            if e.meta.args.is_empty() {
+                return Err(OpProblem::EmptyArgs);
+            }
+            if let Some(entry) = e
+                .meta
+                .env
+                .iter()
+                .find(|v| v.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+            {
+                return Err(OpProblem::BadEnv {
+                    entry: entry.clone(),
+                });
+            }
+            absolute("cwd", &e.meta.cwd)?;
+            let roots = e.mounts.iter().filter(|m| m.dest == "/").count();
+            if roots != 1 {
+                return Err(OpProblem::RootMount { count: roots });
+            }
+            for m in &e.mounts {
+                absolute("mount", &m.dest)?;
+                if let Some(i) = m.input {
+                    input_index(i)?;
+                }
+                if let MountKind::Secret(s) | MountKind::Ssh(s) = &m.kind
+                    && s.mode > 0o7777
+                {
+                    return Err(OpProblem::BadMode { mode: s.mode });
+                }
+            }
+            contiguous(e.mounts.iter().filter_map(|m| m.output))?;
+        }
+        Op::File(f) => {
+            if f.steps.is_empty() {
+                return Err(OpProblem::NoSteps);
+            }
+            for (step, s) in f.steps.iter().enumerate() {
+                for input in std::iter::once(&s.input).chain(&s.secondary_input) {
+                    match *input {
+                        ActionInput::Input(i) => input_index(i)?,
+                        ActionInput::Action(a) if (a as usize) < step => {}
+                        ActionInput::Action(action) => {
+                            return Err(OpProblem::ActionIndex { step, action });
+                        }
+                    }
+                }
+                let is_copy = matches!(s.action, FileAction::Copy(_));
+                if is_copy != s.secondary_input.is_some() {
+                    let expectation = if is_copy {
+                        "needs a secondary input"
+                    } else {
+                        "takes no secondary input"
+                    };
+                    return Err(OpProblem::SecondaryInput {
+                        step,
+                        action: s.action.kind(),
+                        expectation,
+                    });
+                }
+                check_action(&s.action)?;
+            }
+            contiguous(f.steps.iter().filter_map(|s| s.output))?;
+        }
+        Op::Merge(_) => {
+            if n_inputs == 0 {
+                return Err(OpProblem::EmptyMerge);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_action(action: &FileAction) -> Result<(), OpProblem> {
+    let absolute = |what: &'static str, path: &str| {
+        if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(OpProblem::RelativePath {
+                what,
+                path: path.to_owned(),
+            })
+        }
+    };
+    let mode = |mode: u32| {
+        if mode > 0o7777 {
+            Err(OpProblem::BadMode { mode })
+        } else {
+            Ok(())
+        }
+    };
+    match action {
+        FileAction::Copy(c) => {
+            absolute("copy destination", &c.dest)?;
+            if let Some(Mode::Octal(m)) = c.mode {
+                mode(m)?;
+            }
+        }
+        FileAction::Mkdir(m) => {
+            absolute("mkdir", &m.path)?;
+            mode(m.mode)?;
+        }
+        FileAction::Mkfile(m) => {
+            absolute("mkfile", &m.path)?;
+            mode(m.mode)?;
+        }
+        FileAction::Rm(r) => absolute("rm", &r.path)?,
+        FileAction::Symlink(s) => absolute("symlink", &s.newpath)?,
+    }
+    Ok(())
+}
+
+/// Output indices must be exactly `0..n`, each once.
+fn contiguous(outputs: impl Iterator<Item = u32>) -> Result<(), OpProblem> {
+    let mut seen: Vec<u32> = outputs.collect();
+    seen.sort_unstable();
+    if seen
+        .iter()
+        .enumerate()
+        .all(|(i, o)| i as u64 == u64::from(*o))
+    {
+        Ok(())
+    } else {
+        Err(OpProblem::Outputs)
+    }
+}
