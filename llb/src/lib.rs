@@ -29,6 +29,7 @@ pub mod op;
 pub mod platform;
 pub mod reference;
 pub mod source;
+pub mod state;
 
 pub use definition::{Definition, OpProblem, ValidateError};
 pub use digest::{Digest, DigestError, Hasher};
@@ -43,3 +44,4 @@ pub use op::{CUSTOM_NAME, Input, MergeOp, Node, Op, OpMetadata, SourceLocation};
 pub use platform::{Platform, PlatformError};
 pub use reference::{ImageRef, ReferenceError};
 pub use source::{HttpAttrs, LocalAttrs, SourceAttrs, SourceId, SourceIdError, SourceOp};
+pub use state::{ExecSpec, ExecState, FileChain, MarshalError, Mount, State, marshal};
