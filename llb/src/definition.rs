@@ -383,3 +383,264 @@ fn contiguous(outputs: impl Iterator<Item = u32>) -> Result<(), OpProblem> {
         Err(OpProblem::Outputs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ExecSpec, FileChain, ImageRef, Mkdir, Mount, State, marshal};
+
+    /// image -> exec (with a writable bind mount of the context) -> file (mkdir).
+    fn sample() -> Definition {
+        let ctx = State::local("context", crate::LocalAttrs::default());
+        let run = State::image(ImageRef::parse("alpine").unwrap())
+            .run(ExecSpec::new(["make"]).mount(Mount::bind("/src", ctx)))
+            .root()
+            .named("RUN make");
+        let head = run.file(FileChain::new().then(FileAction::Mkdir(Mkdir {
+            path: "/out".into(),
+            mode: 0o755,
+            make_parents: false,
+            owner: None,
+            timestamp: None,
+        })));
+        let def = marshal(&head).unwrap();
+        def.validate().unwrap();
+        def
+    }
+
+    fn exec_mut(def: &mut Definition) -> &mut crate::ExecOp {
+        def.nodes
+            .iter_mut()
+            .find_map(|n| match &mut n.op {
+                Op::Exec(e) => Some(e),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// Validates `def`, expecting a `BadOp` naming the exec node.
+    fn bad_exec(def: &Definition) -> OpProblem {
+        let exec = def
+            .nodes
+            .iter()
+            .find(|n| n.op.kind() == "exec")
+            .unwrap()
+            .digest();
+        match def.validate() {
+            Err(ValidateError::BadOp {
+                digest,
+                kind: "exec",
+                problem,
+            }) if digest == exec => problem,
+            other => panic!("expected BadOp on the exec node, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_definition_has_no_head() {
+        assert_eq!(Definition::default().validate(), Err(ValidateError::Empty));
+        assert_eq!(Definition::default().head(), None);
+    }
+
+    #[test]
+    fn out_of_order_nodes_are_rejected_naming_the_consumer() {
+        let mut def = sample();
+        def.nodes.swap(0, 2); // the exec now comes before the image it runs on
+        let exec = def.nodes[0].digest();
+        let err = def.validate().unwrap_err();
+        assert!(
+            matches!(err, ValidateError::InputNotEarlier { digest, index: 0, .. } if digest == exec),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains(&exec.to_string()),
+            "the message names the digest"
+        );
+    }
+
+    #[test]
+    fn unknown_and_self_inputs_are_rejected() {
+        let mut def = sample();
+        let last = def.nodes.len() - 1;
+        def.nodes[last].inputs[0].node = Digest::of("nowhere");
+        let head = def.nodes[last].digest();
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::InputNotEarlier {
+                digest: head,
+                index: 0,
+                input: Digest::of("nowhere")
+            })
+        );
+    }
+
+    #[test]
+    fn output_index_must_exist() {
+        let mut def = sample();
+        let last = def.nodes.len() - 1;
+        let producer = def.nodes[last].inputs[0].node;
+        def.nodes[last].inputs[0].output = 2; // the exec has outputs 0 (root) and 1 (/src)
+        let head = def.nodes[last].digest();
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::OutputOutOfRange {
+                digest: head,
+                index: 0,
+                input: producer,
+                output: 2,
+                outputs: 2
+            })
+        );
+        def.nodes[last].inputs[0].output = 1;
+        def.validate().unwrap();
+    }
+
+    #[test]
+    fn duplicate_nodes_and_orphan_metadata_are_rejected() {
+        let mut def = sample();
+        let first = def.nodes[0].clone();
+        def.nodes.push(first.clone());
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::DuplicateNode {
+                digest: first.digest()
+            })
+        );
+
+        let mut def = sample();
+        def.metadata
+            .insert(Digest::of("stray"), OpMetadata::named("ghost"));
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::OrphanMetadata {
+                digest: Digest::of("stray")
+            })
+        );
+    }
+
+    #[test]
+    fn exec_consistency_is_checked() {
+        let mut def = sample();
+        exec_mut(&mut def).mounts.retain(|m| m.dest != "/");
+        assert_eq!(bad_exec(&def), OpProblem::RootMount { count: 0 });
+
+        let mut def = sample();
+        exec_mut(&mut def).meta.args.clear();
+        assert_eq!(bad_exec(&def), OpProblem::EmptyArgs);
+
+        let mut def = sample();
+        exec_mut(&mut def).meta.env = vec!["=x".into()];
+        assert_eq!(bad_exec(&def), OpProblem::BadEnv { entry: "=x".into() });
+
+        let mut def = sample();
+        exec_mut(&mut def).meta.cwd = "rel".into();
+        assert_eq!(
+            bad_exec(&def),
+            OpProblem::RelativePath {
+                what: "cwd",
+                path: "rel".into()
+            }
+        );
+
+        let mut def = sample();
+        exec_mut(&mut def).mounts[1].input = Some(7);
+        assert_eq!(bad_exec(&def), OpProblem::InputIndex { index: 7, count: 2 });
+
+        let mut def = sample();
+        exec_mut(&mut def).mounts[1].output = Some(0);
+        assert_eq!(bad_exec(&def), OpProblem::Outputs);
+
+        let mut def = sample();
+        exec_mut(&mut def).mounts[1].output = Some(2);
+        assert_eq!(bad_exec(&def), OpProblem::Outputs, "a gap in outputs");
+    }
+
+    #[test]
+    fn file_and_source_consistency_is_checked() {
+        let mut def = sample();
+        let last = def.nodes.len() - 1;
+        let Op::File(f) = &mut def.nodes[last].op else {
+            panic!()
+        };
+        f.steps[0].input = ActionInput::Action(0);
+        let head = def.nodes[last].digest();
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::BadOp {
+                digest: head,
+                kind: "file",
+                problem: OpProblem::ActionIndex { step: 0, action: 0 }
+            })
+        );
+
+        let mut def = sample();
+        let Op::File(f) = &mut def.nodes[last].op else {
+            panic!()
+        };
+        f.steps[0].secondary_input = Some(ActionInput::Input(0));
+        assert!(matches!(
+            def.validate(),
+            Err(ValidateError::BadOp {
+                problem: OpProblem::SecondaryInput { step: 0, .. },
+                ..
+            })
+        ));
+
+        let mut def = sample();
+        let Op::File(f) = &mut def.nodes[last].op else {
+            panic!()
+        };
+        let FileAction::Mkdir(m) = &mut f.steps[0].action else {
+            panic!()
+        };
+        m.mode = 0o17777;
+        assert!(matches!(
+            def.validate(),
+            Err(ValidateError::BadOp {
+                problem: OpProblem::BadMode { mode: 0o17777 },
+                ..
+            })
+        ));
+
+        let mut def = sample();
+        let Op::Source(s) = &mut def.nodes[0].op else {
+            panic!()
+        };
+        s.attrs = crate::SourceAttrs::Local(crate::LocalAttrs::default());
+        assert!(matches!(
+            def.validate(),
+            Err(ValidateError::BadOp {
+                kind: "source",
+                problem: OpProblem::SourceAttrsMismatch {
+                    scheme: "docker-image"
+                },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn head_needs_an_output() {
+        let mut def = sample();
+        def.nodes.pop();
+        def.metadata.clear();
+        exec_mut(&mut def)
+            .mounts
+            .iter_mut()
+            .for_each(|m| m.output = None);
+        let head = def.nodes.last().unwrap().digest();
+        assert_eq!(
+            def.validate(),
+            Err(ValidateError::HeadWithoutOutput { digest: head })
+        );
+    }
+
+    #[test]
+    fn serde_round_trips() {
+        let def = sample();
+        let json = serde_json::to_string(&def).unwrap();
+        let back: Definition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, def);
+        assert_eq!(back.digests(), def.digests());
+    }
+}

@@ -27,6 +27,7 @@ pub mod exec;
 pub mod file;
 pub mod op;
 pub mod platform;
+mod print;
 pub mod reference;
 pub mod source;
 pub mod state;
