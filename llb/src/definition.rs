@@ -150,8 +150,8 @@ pub enum OpProblem {
     /// Two mounts or steps claim the same output, or outputs leave a gap.
     #[error("outputs must be 0..n, each used once")]
     Outputs,
-    /// A file op has no steps.
-    #[error("file op has no steps")]
+    /// A file op has no actions.
+    #[error("file op has no actions")]
     NoSteps,
     /// A merge has no inputs.
     #[error("merge has no inputs")]
@@ -291,10 +291,10 @@ fn check_op(node: &Node) -> Result<(), OpProblem> {
             contiguous(e.mounts.iter().filter_map(|m| m.output))?;
         }
         Op::File(f) => {
-            if f.steps.is_empty() {
+            if f.actions.is_empty() {
                 return Err(OpProblem::NoSteps);
             }
-            for (step, s) in f.steps.iter().enumerate() {
+            for (step, s) in f.actions.iter().enumerate() {
                 for input in std::iter::once(&s.input).chain(&s.secondary_input) {
                     match *input {
                         ActionInput::Input(i) => input_index(i)?,
@@ -319,7 +319,7 @@ fn check_op(node: &Node) -> Result<(), OpProblem> {
                 }
                 check_action(&s.action)?;
             }
-            contiguous(f.steps.iter().filter_map(|s| s.output))?;
+            contiguous(f.actions.iter().filter_map(|s| s.output))?;
         }
         Op::Merge(_) => {
             if n_inputs == 0 {
@@ -562,7 +562,7 @@ mod tests {
         let Op::File(f) = &mut def.nodes[last].op else {
             panic!()
         };
-        f.steps[0].input = ActionInput::Action(0);
+        f.actions[0].input = ActionInput::Action(0);
         let head = def.nodes[last].digest();
         assert_eq!(
             def.validate(),
@@ -577,7 +577,7 @@ mod tests {
         let Op::File(f) = &mut def.nodes[last].op else {
             panic!()
         };
-        f.steps[0].secondary_input = Some(ActionInput::Input(0));
+        f.actions[0].secondary_input = Some(ActionInput::Input(0));
         assert!(matches!(
             def.validate(),
             Err(ValidateError::BadOp {
@@ -590,7 +590,7 @@ mod tests {
         let Op::File(f) = &mut def.nodes[last].op else {
             panic!()
         };
-        let FileAction::Mkdir(m) = &mut f.steps[0].action else {
+        let FileAction::Mkdir(m) = &mut f.actions[0].action else {
             panic!()
         };
         m.mode = 0o17777;

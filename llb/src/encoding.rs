@@ -27,7 +27,7 @@
 //! | `op.exec.meta` | `{"args", "cwd", "env", "hostname", "user"}` | `env` is an ordered list of `K=V`: order matters |
 //! | `op.exec.mounts[]` | `{"dest", "input", "kind", "output", "readonly", "selector"}` | `kind` is `"bind"`, `{"cache": {"id", "sharing"}}`, `{"tmpfs": {"size"}}`, `{"secret"/"ssh": {"gid", "id", "mode", "optional", "uid"}}` |
 //! | `op.exec.network` / `security` | `"sandbox"`, `"host"`, `"none"` / `"sandbox"`, `"insecure"` | |
-//! | `op.file.steps[]` | `{"action", "input", "output", "secondary_input"}` | inputs are `{"input": i}` (node input) or `{"action": j}` (earlier step) |
+//! | `op.file.actions[]` | `{"action", "input", "output", "secondary_input"}` | inputs are `{"input": i}` (node input) or `{"action": j}` (earlier step) |
 //! | `op.file…action` | `{"copy": {…all Copy fields…}}`, `{"mkdir": …}`, `{"mkfile": …}`, `{"rm": …}`, `{"symlink": …}` | owners are `{"group", "user"}` of `{"id": n}`/`{"name": s}`; modes `{"octal": n}`/`{"symbolic": s}` |
 //!
 //! # What is not encoded

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 /// A chain of file actions. Everything here is part of the node digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileOp {
-    /// The steps, in execution order.
-    pub steps: Vec<FileStep>,
+    /// The actions with their wiring, in execution order.
+    pub actions: Vec<FileStep>,
 }
 
 /// One action of a [`FileOp`] with its wiring.
@@ -176,7 +176,7 @@ pub enum Mode {
 impl FileOp {
     /// The number of outputs: one past the largest step output index.
     pub fn num_outputs(&self) -> u32 {
-        self.steps
+        self.actions
             .iter()
             .filter_map(|s| s.output)
             .map(|o| o.saturating_add(1))

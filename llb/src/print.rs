@@ -75,7 +75,7 @@ fn summary(node: &Node) -> String {
         Op::Exec(e) => format!("exec {}", e.meta.args.join(" ")),
         Op::File(f) => {
             let parts: Vec<String> = f
-                .steps
+                .actions
                 .iter()
                 .map(|s| match &s.action {
                     FileAction::Copy(c) => format!("copy {} {}", c.src, c.dest),
@@ -260,7 +260,7 @@ mod tests {
       "metadata": null,
       "op": {
         "file": {
-          "steps": [
+          "actions": [
             {
               "action": {
                 "copy": {

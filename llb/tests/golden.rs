@@ -162,7 +162,7 @@ fn cases() -> Vec<(&'static str, Node)> {
     let files = Node {
         inputs: vec![input(&scratch, 0), input(&run, 0), input(&download, 0)],
         op: Op::File(FileOp {
-            steps: vec![
+            actions: vec![
                 step(
                     ActionInput::Input(0),
                     None,

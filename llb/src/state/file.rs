@@ -63,7 +63,11 @@ impl State {
                 action,
             });
         }
-        let vertex = Vertex::new(Op::File(FileOp { steps }), inputs.0, self.platform.clone());
+        let vertex = Vertex::new(
+            Op::File(FileOp { actions: steps }),
+            inputs.0,
+            self.platform.clone(),
+        );
         self.with_output(vertex, 0)
     }
 }

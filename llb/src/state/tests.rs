@@ -252,7 +252,7 @@ fn file_chain_wires_steps_and_dedups_inputs() {
         panic!("expected a file op")
     };
     let wiring: Vec<_> = f
-        .steps
+        .actions
         .iter()
         .map(|s| (s.input, s.secondary_input, s.output))
         .collect();
@@ -265,7 +265,7 @@ fn file_chain_wires_steps_and_dedups_inputs() {
         ]
     );
     let paths: Vec<String> = f
-        .steps
+        .actions
         .iter()
         .map(|s| match &s.action {
             FileAction::Mkdir(m) => m.path.clone(),
