@@ -529,6 +529,52 @@ mod tests {
                 "foo/bar:localhost",
             ),
             t("0123", "docker.io/library/0123:latest", "0123:latest"),
+            // From distribution/reference's normalize tests.
+            t(
+                "192.168.0.1",
+                "docker.io/library/192.168.0.1:latest",
+                "192.168.0.1:latest",
+            ),
+            t(
+                "192.168.0.1:80",
+                "docker.io/library/192.168.0.1:80",
+                "192.168.0.1:80",
+            ),
+            t(
+                "192.168.0.1:8/debian",
+                "192.168.0.1:8/debian:latest",
+                "192.168.0.1:8/debian:latest",
+            ),
+            t(
+                "DOCKER/docker",
+                "DOCKER/docker:latest",
+                "DOCKER/docker:latest",
+            ),
+            t(
+                "test_com/foo",
+                "docker.io/test_com/foo:latest",
+                "test_com/foo:latest",
+            ),
+            t(
+                "xn--n3h.com:18080/foo",
+                "xn--n3h.com:18080/foo:latest",
+                "xn--n3h.com:18080/foo:latest",
+            ),
+            t(
+                "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+                "[fc00:1:2:3:4:5:6:7]:5000/library/debian:latest",
+                "[fc00:1:2:3:4:5:6:7]:5000/library/debian:latest",
+            ),
+            t(
+                "docker---rules/docker",
+                "docker.io/docker---rules/docker:latest",
+                "docker---rules/docker:latest",
+            ),
+            t(
+                "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                "docker.io/library/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a:latest",
+                "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a:latest",
+            ),
         ]
     }
 
@@ -573,56 +619,69 @@ mod tests {
         let max_tag = format!("x:{}", "t".repeat(128));
         assert!(ImageRef::parse(&max_tag).is_ok(), "128-char tag is allowed");
 
-        type Check = fn(&ReferenceError) -> bool;
-        let cases: Vec<(String, Check)> = vec![
-            (String::new(), |e| matches!(e, E::Empty)),
-            (hex64.to_owned(), |e| matches!(e, E::HexIdentifier { .. })),
-            ("Alpine".into(), |e| matches!(e, E::Uppercase { .. })),
-            ("user/App".into(), |e| matches!(e, E::Uppercase { .. })),
-            ("localhost:5000/Foo".into(), |e| {
-                matches!(e, E::Uppercase { .. })
-            }),
-            ("alpine:".into(), |e| matches!(e, E::BadTag { .. })),
-            ("alpine:-x".into(), |e| matches!(e, E::BadTag { .. })),
-            ("alpine:.x".into(), |e| matches!(e, E::BadTag { .. })),
-            ("alpine:a+b".into(), |e| matches!(e, E::BadTag { .. })),
-            (long_tag, |e| matches!(e, E::BadTag { .. })),
-            ("alpine@sha256:abc".into(), |e| {
-                matches!(e, E::BadDigest { .. })
-            }),
-            (format!("alpine@sha512:{hex64}{hex64}"), |e| {
-                matches!(e, E::BadDigest { .. })
-            }),
-            ("alpine@".into(), |e| matches!(e, E::BadDigest { .. })),
-            ("-alpine".into(), |e| {
-                matches!(e, E::BadPathComponent { .. })
-            }),
-            ("alpine-".into(), |e| {
-                matches!(e, E::BadPathComponent { .. })
-            }),
-            ("a..b".into(), |e| matches!(e, E::BadPathComponent { .. })),
-            ("a___b".into(), |e| matches!(e, E::BadPathComponent { .. })),
-            ("a/".into(), |e| matches!(e, E::BadPathComponent { .. })),
-            ("a//b".into(), |e| matches!(e, E::BadPathComponent { .. })),
-            ("a b".into(), |e| matches!(e, E::BadPathComponent { .. })),
-            ("localhost:port/x".into(), |e| {
-                matches!(e, E::BadDomain { .. })
-            }),
-            ("-host.com/x".into(), |e| matches!(e, E::BadDomain { .. })),
-            ("host..com/x".into(), |e| matches!(e, E::BadDomain { .. })),
-            ("[::1/x".into(), |e| matches!(e, E::BadDomain { .. })),
-            ("localhost:5000/".into(), |e| {
-                matches!(e, E::BadPathComponent { .. })
-            }),
-            (format!("example.com/{long_path}"), |e| {
-                matches!(e, E::NameTooLong { len: 262, .. })
-            }),
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "Empty"),
+            (hex64.to_owned(), "HexIdentifier"),
+            ("Alpine".into(), "Uppercase"),
+            ("user/App".into(), "Uppercase"),
+            ("localhost:5000/Foo".into(), "Uppercase"),
+            ("alpine:".into(), "BadTag"),
+            ("alpine:-x".into(), "BadTag"),
+            ("alpine:.x".into(), "BadTag"),
+            ("alpine:a+b".into(), "BadTag"),
+            (long_tag, "BadTag"),
+            ("alpine@sha256:abc".into(), "BadDigest"),
+            (format!("alpine@sha512:{hex64}{hex64}"), "BadDigest"),
+            ("alpine@".into(), "BadDigest"),
+            ("-alpine".into(), "BadPathComponent"),
+            ("alpine-".into(), "BadPathComponent"),
+            ("a..b".into(), "BadPathComponent"),
+            ("a___b".into(), "BadPathComponent"),
+            ("a/".into(), "BadPathComponent"),
+            ("a//b".into(), "BadPathComponent"),
+            ("a b".into(), "BadPathComponent"),
+            ("localhost:port/x".into(), "BadDomain"),
+            ("-host.com/x".into(), "BadDomain"),
+            ("host..com/x".into(), "BadDomain"),
+            ("[::1/x".into(), "BadDomain"),
+            ("localhost:5000/".into(), "BadPathComponent"),
+            // From distribution/reference's normalize tests.
+            ("https://github.com/docker/docker".into(), "BadDomain"),
+            ("[fc00::1]".into(), "BadPathComponent"),
+            ("[fc00::1]:5000".into(), "BadPathComponent"),
+            ("fc00::1:5000/debian".into(), "BadDomain"),
+            ("[fe80::1%eth0]:5000/debian".into(), "BadDomain"),
+            ("[2001:db8:3:4::192.0.2.33]:5000/debian".into(), "BadDomain"),
+            ("-docker.io/docker/docker".into(), "BadDomain"),
+            ("docker-/docker".into(), "BadPathComponent"),
+            ("____/____".into(), "BadPathComponent"),
+            ("dock_.er/docker".into(), "BadDomain"),
+            ("dock-.er/docker".into(), "BadDomain"),
+            ("docker.io/docker///docker".into(), "BadPathComponent"),
+            (format!("example.com/{long_path}"), "NameTooLong"),
         ];
-        for (input, is_expected) in cases {
+        for (input, want) in cases {
             match ImageRef::parse(&input) {
                 Ok(r) => panic!("{input:?} parsed as {r}"),
-                Err(e) => assert!(is_expected(&e), "{input:?}: unexpected error {e:?}"),
+                Err(e) => assert_eq!(kind(&e), want, "{input:?}: {e:?}"),
             }
+        }
+        assert!(matches!(
+            ImageRef::parse(&format!("example.com/{long_path}")),
+            Err(E::NameTooLong { len: 262, .. })
+        ));
+    }
+
+    fn kind(e: &ReferenceError) -> &'static str {
+        match e {
+            ReferenceError::Empty => "Empty",
+            ReferenceError::HexIdentifier { .. } => "HexIdentifier",
+            ReferenceError::Uppercase { .. } => "Uppercase",
+            ReferenceError::BadDomain { .. } => "BadDomain",
+            ReferenceError::BadPathComponent { .. } => "BadPathComponent",
+            ReferenceError::BadTag { .. } => "BadTag",
+            ReferenceError::BadDigest { .. } => "BadDigest",
+            ReferenceError::NameTooLong { .. } => "NameTooLong",
         }
     }
 
