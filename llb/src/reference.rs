@@ -238,7 +238,8 @@ impl ImageRef {
 
     /// Docker's short form for UI: `alpine:latest`, `user/app:1.0`, `localhost:5000/x:latest`.
     ///
-    /// Never use it as a key: it is ambiguous across registries by design.
+    /// Never use it as a key: it is ambiguous by design, exactly as docker's `FamiliarString`:
+    /// `docker.io/a.b/c` shortens to `a.b/c`, which would parse with `a.b` as the registry.
     pub fn familiar(&self) -> String {
         let mut out = String::new();
         if self.domain == DEFAULT_DOMAIN {
@@ -529,6 +530,8 @@ mod tests {
                 "foo/bar:localhost",
             ),
             t("0123", "docker.io/library/0123:latest", "0123:latest"),
+            // docker's familiar form is ambiguous here too (`a.b` would read as a registry).
+            t("docker.io/a.b/c", "docker.io/a.b/c:latest", "a.b/c:latest"),
             // From distribution/reference's normalize tests.
             t(
                 "192.168.0.1",

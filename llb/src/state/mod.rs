@@ -64,7 +64,6 @@ struct Output {
 }
 
 /// A node with its digest computed once, the outputs it consumes, and its metadata.
-#[derive(Debug)]
 struct Vertex {
     node: Node,
     digest: Digest,
@@ -106,6 +105,17 @@ impl Vertex {
     }
 }
 
+impl std::fmt::Debug for Vertex {
+    /// Digest and kind only: the derived form would print the whole graph below the vertex.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vertex")
+            .field("digest", &self.digest)
+            .field("op", &self.node.op.kind())
+            .field("inputs", &self.deps.len())
+            .finish()
+    }
+}
+
 impl Output {
     fn input(&self) -> Input {
         Input {
@@ -139,7 +149,8 @@ impl State {
         Self::source(SourceOp::scratch(), None)
     }
 
-    /// A registry image. The converter then sets env, cwd and user from its config.
+    /// A registry image for the build's default platform. The converter then sets env, cwd and
+    /// user from its config. For `FROM --platform=…` use [`State::source`] with a platform.
     pub fn image(reference: ImageRef) -> Self {
         Self::source(SourceOp::image(reference), None)
     }

@@ -378,3 +378,14 @@ fn platform_is_inherited_and_part_of_the_digest() {
     assert!(def.nodes.iter().all(|n| n.platform.as_ref() == Some(&arm)));
     assert_ne!(img.digest(), alpine().digest());
 }
+
+#[test]
+fn debug_output_does_not_walk_the_graph() {
+    let mut st = alpine();
+    for i in 0..50 {
+        st = st.run(sh(&format!("step {i}"))).root();
+    }
+    let text = format!("{st:?}");
+    assert!(text.contains("op: \"exec\""), "{text}");
+    assert!(text.len() < 600, "Debug printed {} bytes", text.len());
+}
