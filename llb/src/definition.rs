@@ -237,16 +237,6 @@ fn check_op(node: &Node) -> Result<(), OpProblem> {
             })
         }
     };
-    let absolute = |what: &'static str, path: &str| {
-        if path.starts_with('/') {
-            Ok(())
-        } else {
-            Err(OpProblem::RelativePath {
-                what,
-                path: path.to_owned(),
-            })
-        }
-    };
     match &node.op {
         Op::Source(s) => {
             if n_inputs != 0 {
@@ -331,16 +321,6 @@ fn check_op(node: &Node) -> Result<(), OpProblem> {
 }
 
 fn check_action(action: &FileAction) -> Result<(), OpProblem> {
-    let absolute = |what: &'static str, path: &str| {
-        if path.starts_with('/') {
-            Ok(())
-        } else {
-            Err(OpProblem::RelativePath {
-                what,
-                path: path.to_owned(),
-            })
-        }
-    };
     let mode = |mode: u32| {
         if mode > 0o7777 {
             Err(OpProblem::BadMode { mode })
@@ -367,6 +347,18 @@ fn check_action(action: &FileAction) -> Result<(), OpProblem> {
         FileAction::Symlink(s) => absolute("symlink", &s.newpath)?,
     }
     Ok(())
+}
+
+/// A path the executor will use as-is must be absolute.
+fn absolute(what: &'static str, path: &str) -> Result<(), OpProblem> {
+    if path.starts_with('/') {
+        Ok(())
+    } else {
+        Err(OpProblem::RelativePath {
+            what,
+            path: path.to_owned(),
+        })
+    }
 }
 
 /// Output indices must be exactly `0..n`, each once.
