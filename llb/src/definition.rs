@@ -98,6 +98,13 @@ pub enum OpProblem {
         /// The scheme of the identifier.
         scheme: &'static str,
     },
+    /// The source identifier does not survive its own string form (e.g. an empty local name),
+    /// so the node could not be stored and read back.
+    #[error("source identifier {id:?} does not parse back to itself")]
+    SourceIdNotCanonical {
+        /// The identifier as displayed.
+        id: String,
+    },
     /// An exec has no arguments.
     #[error("exec has no arguments")]
     EmptyArgs,
@@ -241,6 +248,17 @@ fn check_op(node: &Node) -> Result<(), OpProblem> {
         Op::Source(s) => {
             if n_inputs != 0 {
                 return Err(OpProblem::SourceWithInputs { count: n_inputs });
+            }
+            if s.id.to_string().parse::<crate::SourceId>().as_ref() != Ok(&s.id) {
+                return Err(OpProblem::SourceIdNotCanonical {
+                    id: s.id.to_string(),
+                });
+            }
+            if let crate::SourceAttrs::Http(h) = &s.attrs
+                && let Some(mode) = h.mode
+                && mode > 0o7777
+            {
+                return Err(OpProblem::BadMode { mode });
             }
             if !s.attrs_match_scheme() {
                 return Err(OpProblem::SourceAttrsMismatch {
@@ -606,6 +624,64 @@ mod tests {
                 problem: OpProblem::SourceAttrsMismatch {
                     scheme: "docker-image"
                 },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn source_ids_must_round_trip() {
+        for (op, id) in [
+            (
+                crate::SourceOp::local("", crate::LocalAttrs::default()),
+                "local://",
+            ),
+            (
+                crate::SourceOp::oci_layout("/l", "bad ref"),
+                "oci-layout:///l#bad ref",
+            ),
+            (
+                crate::SourceOp::http("ftp://x", crate::HttpAttrs::default()),
+                "ftp://x",
+            ),
+        ] {
+            let node = Node {
+                inputs: vec![],
+                op: Op::Source(op),
+                platform: None,
+            };
+            let def = Definition {
+                nodes: vec![node.clone()],
+                metadata: BTreeMap::new(),
+            };
+            assert_eq!(
+                def.validate(),
+                Err(ValidateError::BadOp {
+                    digest: node.digest(),
+                    kind: "source",
+                    problem: OpProblem::SourceIdNotCanonical { id: id.into() }
+                })
+            );
+        }
+        let http = crate::SourceOp::http(
+            "https://x/y",
+            crate::HttpAttrs {
+                mode: Some(0o10000),
+                ..Default::default()
+            },
+        );
+        let def = Definition {
+            nodes: vec![Node {
+                inputs: vec![],
+                op: Op::Source(http),
+                platform: None,
+            }],
+            metadata: BTreeMap::new(),
+        };
+        assert!(matches!(
+            def.validate(),
+            Err(ValidateError::BadOp {
+                problem: OpProblem::BadMode { mode: 0o10000 },
                 ..
             })
         ));
