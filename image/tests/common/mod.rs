@@ -1,7 +1,7 @@
 //! Helpers shared by the layer tests: building trees (with the `mknod`/`touch` binaries, since
 //! the workspace denies `unsafe`), writing layers and reading them back with the `tar` crate.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub)] // each test crate uses a different subset
 
 use std::fs;
 use std::io::Read;
@@ -21,6 +21,7 @@ pub fn is_root() -> bool {
 }
 
 /// Skips the calling test (with a note) when not running as root.
+#[allow(unused_macros)]
 macro_rules! require_root {
     () => {
         if !common::is_root() {
@@ -29,6 +30,7 @@ macro_rules! require_root {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use require_root;
 
 pub fn run(cmd: &str, args: &[&str]) {
@@ -211,4 +213,24 @@ pub fn find<'a>(items: &'a [Item], path: &str) -> &'a Item {
 pub fn entries(root: &Path, source: DiffSource) -> Vec<Item> {
     let (_, blob) = layer(root, &opts(source, Compression::Uncompressed));
     read_tar(&blob)
+}
+
+/// `io::Write` into a SHA-256 (sha2 0.11 hashers are not writers).
+#[derive(Default)]
+pub struct HashWriter(pub Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl HashWriter {
+    pub fn hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
 }
