@@ -74,8 +74,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Ending the archive, flushing the compressor or flushing the output failed.
-    #[error("cannot finish layer of {root}")]
+    /// Starting the compressor, ending the archive, or flushing the compressor or the output
+    /// failed.
+    #[error("cannot start or finish the layer of {root}")]
     Finish {
         /// The layer root.
         root: PathBuf,

@@ -13,8 +13,8 @@
 //! | on disk | in the layer |
 //! |---|---|
 //! | directory | `name/`, mode, uid/gid, mtime, xattrs |
-//! | regular file | `name`, streamed from disk; the first path of an inode with `nlink > 1` |
-//! | further paths of that (dev, ino) | `Link` entry to the first path, size 0, no xattrs |
+//! | regular file | `name`, data streamed from disk |
+//! | a non-directory whose (dev, ino) was already written (`nlink > 1`) | `Link` entry to the path written first, size 0, no xattrs |
 //! | symlink | `Symlink` with the target as stored (never followed, never rewritten) |
 //! | char/block device, FIFO | as such; device numbers only for devices |
 //! | socket | skipped: tar cannot carry one, and a socket is runtime state |

@@ -2,8 +2,12 @@
 //! and count the compressed bytes (blob digest and size), all in one pass.
 //!
 //! ```text
-//! tar bytes ─► BufWriter ─► HashCount (diff_id) ─► Encoder (gzip|zstd|none) ─► HashCount (digest, size) ─► out
+//! tar bytes ─► BufWriter ─► HashCount (diff_id) ─► Encoder (gzip|zstd) ─► HashCount (digest, size) ─► out
+//!                                              └─► (uncompressed) ─────────────────────────────────► out
 //! ```
+//!
+//! Without compression the blob *is* the tar, so its digest and size are the diff_id and the
+//! tar size: hashing the same bytes twice would cost a quarter of the uncompressed throughput.
 
 use std::io::{self, BufWriter, Write};
 
@@ -55,9 +59,10 @@ impl<W: Write> Write for HashCount<W> {
 }
 
 /// One of the supported layer compressions, each configured to produce deterministic bytes.
+/// The compressing variants measure their output; the uncompressed one needs no second hash.
 enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(flate2::write::GzEncoder<HashCount<W>>),
+    Zstd(zstd::stream::write::Encoder<'static, HashCount<W>>),
     None(W),
 }
 
@@ -70,13 +75,13 @@ impl<W: Write> Encoder<W> {
                 flate2::GzBuilder::new()
                     .mtime(0)
                     .operating_system(255)
-                    .write(out, flate2::Compression::new(level)),
+                    .write(HashCount::new(out), flate2::Compression::new(level)),
             ),
             Compression::Zstd { level } => {
                 // Single-threaded: the output is a pure function of (input, level, library
                 // version). A content checksum lets readers detect truncation, as the frames
                 // written by containerd's zstd do.
-                let mut enc = zstd::stream::write::Encoder::new(out, level)?;
+                let mut enc = zstd::stream::write::Encoder::new(HashCount::new(out), level)?;
                 enc.include_checksum(true)?;
                 Self::Zstd(enc)
             }
@@ -84,12 +89,15 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    fn finish(self) -> io::Result<W> {
-        match self {
-            Self::Gzip(e) => e.finish(),
-            Self::Zstd(e) => e.finish(),
-            Self::None(w) => Ok(w),
-        }
+    /// Ends the stream; returns `out` and, when compressing, the blob digest and size.
+    fn finish(self) -> io::Result<(W, Option<(Digest, u64)>)> {
+        let measured = match self {
+            Self::Gzip(e) => e.finish()?,
+            Self::Zstd(e) => e.finish()?,
+            Self::None(w) => return Ok((w, None)),
+        };
+        let (out, digest, size) = measured.finish();
+        Ok((out, Some((digest, size))))
     }
 }
 
@@ -121,12 +129,12 @@ pub(super) struct Measured {
 
 /// The tar writer's destination: everything written here is one layer's uncompressed tar.
 pub(super) struct Sink<W: Write> {
-    inner: BufWriter<HashCount<Encoder<HashCount<W>>>>,
+    inner: BufWriter<HashCount<Encoder<W>>>,
 }
 
 impl<W: Write> Sink<W> {
     pub(super) fn new(compression: Compression, out: W) -> io::Result<Self> {
-        let encoder = Encoder::new(compression, HashCount::new(out))?;
+        let encoder = Encoder::new(compression, out)?;
         Ok(Self {
             inner: BufWriter::with_capacity(STREAM_BUFFER, HashCount::new(encoder)),
         })
@@ -139,7 +147,8 @@ impl<W: Write> Sink<W> {
             .into_inner()
             .map_err(io::IntoInnerError::into_error)?;
         let (encoder, diff_id, uncompressed_size) = tar.finish();
-        let (mut out, digest, size) = encoder.finish()?.finish();
+        let (mut out, blob) = encoder.finish()?;
+        let (digest, size) = blob.unwrap_or((diff_id, uncompressed_size));
         out.flush()?;
         Ok(Measured {
             diff_id,
