@@ -28,11 +28,6 @@ pub(crate) enum DebugCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct DebugParseArgs {
     /// The Dockerfile to parse (`-` reads standard input).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "Dockerfile"
-    )]
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "Dockerfile")]
     pub(crate) file: PathBuf,
 }

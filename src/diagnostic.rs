@@ -34,16 +34,12 @@ pub(crate) fn render(file: &str, source: &[u8], span: Span, message: &str) -> Re
     if let Ok(source) = std::str::from_utf8(source) {
         // A zero-width span renders no caret; widen it to one character where there is one.
         let width = if span.is_empty() {
-            source[span.start.min(source.len())..]
-                .chars()
-                .next()
-                .map_or(0, char::len_utf8)
+            source[span.start.min(source.len())..].chars().next().map_or(0, char::len_utf8)
         } else {
             span.len()
         };
-        let diagnostic = MietteDiagnostic::new(message.to_owned()).with_labels([
-            LabeledSpan::new_primary_with_span(None, (span.start, width)),
-        ]);
+        let diagnostic = MietteDiagnostic::new(message.to_owned())
+            .with_labels([LabeledSpan::new_primary_with_span(None, (span.start, width))]);
         let report = miette::Report::new(diagnostic)
             .with_source_code(NamedSource::new(file, source.to_owned()));
         let handler = GraphicalReportHandler::new_themed(theme()).with_context_lines(1);
@@ -60,11 +56,7 @@ pub(crate) fn render(file: &str, source: &[u8], span: Span, message: &str) -> Re
 
 fn theme() -> GraphicalTheme {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut theme = if color {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
+    let mut theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     // Carets, as compilers draw them, read well in CI logs and without colour.
     theme.characters.underline = '^';
     theme
@@ -77,17 +69,8 @@ mod tests {
     #[test]
     fn names_file_line_column_and_draws_a_caret() {
         let source = b"FROM scratch\nFOO bar\n";
-        let out = render(
-            "Dockerfile",
-            source,
-            Span::new(13, 16),
-            "unknown instruction: FOO",
-        )
-        .text;
-        assert!(
-            out.starts_with("error: Dockerfile:2:1: unknown instruction: FOO\n"),
-            "{out}"
-        );
+        let out = render("Dockerfile", source, Span::new(13, 16), "unknown instruction: FOO").text;
+        assert!(out.starts_with("error: Dockerfile:2:1: unknown instruction: FOO\n"), "{out}");
         assert!(out.contains("FOO bar"), "{out}");
         assert!(out.contains("^^^"), "{out}");
     }

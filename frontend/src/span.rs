@@ -29,10 +29,7 @@ impl Span {
 
     /// An empty span at `offset`, for "something is missing here" errors.
     pub fn point(offset: usize) -> Self {
-        Span {
-            start: offset,
-            end: offset,
-        }
+        Span { start: offset, end: offset }
     }
 
     /// The number of bytes covered.
@@ -47,10 +44,7 @@ impl Span {
 
     /// The smallest span covering both `self` and `other`.
     pub fn join(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     /// The span as a `Range<usize>`.
@@ -82,16 +76,9 @@ impl<'a> LineIndex<'a> {
     pub fn new(source: &'a [u8]) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(
-            source
-                .iter()
-                .enumerate()
-                .filter(|&(_, &b)| b == b'\n')
-                .map(|(i, _)| i + 1),
+            source.iter().enumerate().filter(|&(_, &b)| b == b'\n').map(|(i, _)| i + 1),
         );
-        LineIndex {
-            source,
-            line_starts,
-        }
+        LineIndex { source, line_starts }
     }
 
     /// The 1-based line and column of byte `offset`. Offsets past the end map to the end.
@@ -99,14 +86,8 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.source.len());
         let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
         let start = self.line_starts[line];
-        let column = String::from_utf8_lossy(&self.source[start..offset])
-            .chars()
-            .count()
-            + 1;
-        LineColumn {
-            line: line + 1,
-            column,
-        }
+        let column = String::from_utf8_lossy(&self.source[start..offset]).chars().count() + 1;
+        LineColumn { line: line + 1, column }
     }
 
     /// The number of lines (a trailing newline does not start a new line).

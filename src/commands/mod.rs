@@ -7,10 +7,7 @@ use crate::cli::{Cli, Command, DebugCommand};
 pub(crate) fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Debug(DebugCommand::Parse(args)) => {
-            eprintln!(
-                "dray debug parse {}: the parser is being written",
-                args.file.display()
-            );
+            eprintln!("dray debug parse {}: the parser is being written", args.file.display());
             ExitCode::FAILURE
         }
     }
