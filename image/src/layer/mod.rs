@@ -87,7 +87,8 @@ pub enum Compression {
         /// 0 (store) to 9 (smallest); 6 is zlib's default.
         level: u32,
     },
-    /// zstd, level 1–22 (negative levels, down to -7, trade ratio for speed).
+    /// zstd, level 1–22; negative levels (down to the library's minimum, -131072) trade ratio
+    /// for speed, and 0 means the library default (3).
     Zstd {
         /// 3 is zstd's default.
         level: i32,
@@ -109,7 +110,10 @@ impl Compression {
     fn validate(&self) -> Result<(), Error> {
         let (codec, level, min, max) = match *self {
             Self::Gzip { level } => ("gzip", i64::from(level), 0, 9),
-            Self::Zstd { level } => ("zstd", i64::from(level), -7, 22),
+            Self::Zstd { level } => {
+                let range = zstd::compression_level_range();
+                ("zstd", i64::from(level), *range.start(), *range.end())
+            }
             Self::Uncompressed => return Ok(()),
         };
         if (i64::from(min)..=i64::from(max)).contains(&level) {
@@ -223,4 +227,31 @@ pub fn write_layer<W: Write>(root: &Path, opts: &LayerOptions, out: W) -> Result
         uncompressed_size: measured.uncompressed_size,
         media_type: opts.compression.media_type(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_ranges_are_checked() {
+        for ok in [
+            Compression::Gzip { level: 0 },
+            Compression::Gzip { level: 9 },
+            Compression::Zstd { level: -5 },
+            Compression::Zstd { level: 22 },
+            Compression::Uncompressed,
+        ] {
+            assert!(ok.validate().is_ok(), "{ok:?}");
+        }
+        for bad in [
+            Compression::Gzip { level: 10 },
+            Compression::Zstd { level: 23 },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(Error::CompressionLevel { .. })),
+                "{bad:?}"
+            );
+        }
+    }
 }

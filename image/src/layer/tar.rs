@@ -121,7 +121,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Copies exactly `size` bytes: the header already promised that many, so a file that
-    /// shrank underneath us is an error rather than a corrupt archive.
+    /// shrank or grew underneath us is an error rather than a corrupt or torn archive.
     fn copy_exact(&mut self, data: &mut dyn Read, size: u64, source: &Path) -> Result<(), Error> {
         if self.buf.is_empty() {
             self.buf = vec![0; COPY_BUFFER];
@@ -155,6 +155,27 @@ impl<W: Write> TarWriter<W> {
                     source: e,
                 })?;
             done += n as u64;
+        }
+        // One more read must see end-of-file: a file that grew is as inconsistent as one that
+        // shrank, and silently cutting it would publish a layer that matches no state of it.
+        let extra = loop {
+            match data.read(&mut self.buf[..1]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Error::Read {
+                        path: source.to_owned(),
+                        source: e,
+                    });
+                }
+                Ok(n) => break n as u64,
+            }
+        };
+        if extra != 0 {
+            return Err(Error::FileChanged {
+                path: source.to_owned(),
+                expected: size,
+                actual: size + extra,
+            });
         }
         Ok(())
     }
@@ -285,6 +306,63 @@ mod tests {
             let len: usize = std::str::from_utf8(&r[..space]).unwrap().parse().unwrap();
             assert_eq!(len, r.len(), "value length {n}");
         }
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_header_is_an_error_not_a_short_entry() {
+        let mut tar = TarWriter::new(Vec::new());
+        let mut entry = Entry::marker(b"f".to_vec(), 0);
+        entry.size = 10;
+        let err = tar
+            .append(&entry, Some(&mut &b"short"[..]), Path::new("/x/f"))
+            .unwrap_err();
+        match err {
+            Error::FileChanged {
+                path,
+                expected,
+                actual,
+            } => {
+                assert_eq!(
+                    (path.as_path(), expected, actual),
+                    (Path::new("/x/f"), 10, 5)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_longer_than_its_header_is_an_error_too() {
+        let mut tar = TarWriter::new(Vec::new());
+        let mut entry = Entry::marker(b"f".to_vec(), 0);
+        entry.size = 3;
+        let err = tar
+            .append(&entry, Some(&mut &b"abcdef"[..]), Path::new("f"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::FileChanged {
+                    expected: 3,
+                    actual: 4,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn data_is_padded_to_whole_blocks() {
+        let mut tar = TarWriter::new(Vec::new());
+        let mut entry = Entry::marker(b"f".to_vec(), 0);
+        entry.size = 3;
+        tar.append(&entry, Some(&mut &b"abc"[..]), Path::new("f"))
+            .unwrap();
+        let out = tar.finish().unwrap();
+        assert_eq!(out.len(), 512 + 512 + 1024);
+        assert_eq!(&out[512..515], b"abc");
+        assert!(out[515..].iter().all(|&b| b == 0));
     }
 
     #[test]
