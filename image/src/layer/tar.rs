@@ -11,6 +11,11 @@
 //! - xattrs become `SCHILY.xattr.<name>` records;
 //! - records are sorted by key, and the extended header itself is named `././@PaxHeader` with
 //!   mode 0o644 and mtime 0.
+//!
+//! Note for readers of these layers (the future applier): PAX records are length-prefixed and
+//! values may be binary, e.g. a `security.capability` blob containing `\n`. The `tar` crate's
+//! `Entry::pax_extensions` (0.4.46) splits records on newlines and rejects such values, so parse
+//! records by their length prefix (as `tests/common/mod.rs` does); GNU tar and Go read them.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
