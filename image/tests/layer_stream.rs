@@ -310,24 +310,3 @@ fn write_errors_name_the_entry() {
         other => panic!("{other:?}"),
     }
 }
-
-#[test]
-fn unreadable_file_is_a_read_error_with_its_path() {
-    if common::is_root() {
-        eprintln!("skipped: root can read any file");
-        return;
-    }
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("secret");
-    fs::write(&f, b"s").unwrap();
-    fs::set_permissions(&f, fs::Permissions::from_mode(0o000)).unwrap();
-    match write_layer(
-        dir.path(),
-        &LayerOptions::new(DiffSource::Plain),
-        io::sink(),
-    ) {
-        Err(Error::Read { path, .. }) => assert_eq!(path, f),
-        other => panic!("{other:?}"),
-    }
-}
