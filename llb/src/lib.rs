@@ -25,6 +25,7 @@ pub mod digest;
 pub mod encoding;
 pub mod exec;
 pub mod file;
+pub mod image;
 pub mod op;
 pub mod platform;
 mod print;
@@ -41,6 +42,7 @@ pub use file::{
     ActionInput, Chown, Copy, FileAction, FileOp, FileStep, Mkdir, Mkfile, Mode, Rm, Symlink,
     UserOpt,
 };
+pub use image::{ContainerConfig, Empty, HealthConfig, History, ImageConfig, RootFs};
 pub use op::{CUSTOM_NAME, Input, MergeOp, Node, Op, OpMetadata, SourceLocation};
 pub use platform::{Platform, PlatformError};
 pub use reference::{ImageRef, ReferenceError};
