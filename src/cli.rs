@@ -8,15 +8,114 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "dray", version, about, propagate_version = true)]
 pub(crate) struct Cli {
+    /// Where dray keeps its images and cache. Default: `$DRAY_ROOT`, else `/var/lib/dray` as
+    /// root, else `$XDG_DATA_HOME/dray`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Build an image from a Dockerfile.
+    Build(BuildArgs),
+    /// List images in the local store.
+    #[command(visible_alias = "ls")]
+    Images,
+    /// Show an image's configuration as JSON, like `docker image inspect`.
+    Inspect(ImageNameArgs),
+    /// Show an image's history, like `docker history`.
+    History(ImageNameArgs),
+    /// Give an image another name.
+    Tag(TagArgs),
+    /// Remove image names from the local store.
+    Rmi(RmiArgs),
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildArgs {
+    /// The build context: a directory.
+    #[arg(value_name = "CONTEXT")]
+    pub(crate) context: PathBuf,
+    /// Name (and optionally tag) the image: `name[:tag]`. Repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    pub(crate) tags: Vec<String>,
+    /// The Dockerfile (default: `CONTEXT/Dockerfile`; `-` reads standard input).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// Set a build-time variable. `NAME` alone takes the value from the environment.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub(crate) build_args: Vec<String>,
+    /// The stage to build.
+    #[arg(long, value_name = "STAGE")]
+    pub(crate) target: Option<String>,
+    /// The target platform (`os/arch[/variant]`); the host's by default.
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+    /// Do not use the cache: every step runs (results are still saved).
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+    /// Set a label on the image. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub(crate) labels: Vec<String>,
+    /// How to show progress.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) iidfile: Option<PathBuf>,
+    /// Write build result metadata (image ID, manifest digest, names) to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metadata_file: Option<PathBuf>,
+    /// Print only the image ID; show no progress.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// How many steps may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub(crate) max_parallelism: Option<usize>,
+}
+
+/// How build progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ProgressMode {
+    /// `tty` when stderr is a terminal and `CI` is unset, else `plain`.
+    Auto,
+    /// One live line per step.
+    Tty,
+    /// BuildKit-style lines for logs: `#3 [build 2/5] COPY . .`, `#3 DONE 0.2s`.
+    Plain,
+    /// One JSON object per progress event, on stderr.
+    Rawjson,
+    /// Nothing.
+    Quiet,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ImageNameArgs {
+    /// An image name (`app`, `app:1.0`) or image ID (prefix).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TagArgs {
+    /// The existing image (name or ID).
+    #[arg(value_name = "SOURCE")]
+    pub(crate) source: String,
+    /// The new name.
+    #[arg(value_name = "TARGET")]
+    pub(crate) target: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RmiArgs {
+    /// Image names to remove.
+    #[arg(value_name = "IMAGE", required = true)]
+    pub(crate) images: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
