@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::root::Root;
+use dray_llb::Digest;
 
 /// Committed blobs are read-only: content-addressed files must never change in place.
 const BLOB_MODE: u32 = 0o444;
@@ -124,7 +124,7 @@ impl ContentStore {
         let mut hasher = Sha256::new();
         let size = io::copy(&mut file, &mut HashWriter(&mut hasher))
             .map_err(Error::io("read blob", &path))?;
-        let found = Digest::from_sha256(hasher.finalize().into());
+        let found = Digest::from_bytes(hasher.finalize().into());
         if found != *digest {
             return Err(Error::BlobCorrupt {
                 digest: *digest,
@@ -220,7 +220,7 @@ impl BlobWriter {
                 source,
             }
         })?;
-        let found = Digest::from_sha256(hasher.finalize().into());
+        let found = Digest::from_bytes(hasher.finalize().into());
         if let Some((want, want_size)) = expected {
             if want_size != size {
                 return Err(Error::SizeMismatch {

@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::blobs::sync_dir;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockMode};
 use crate::store::Store;
+use dray_llb::Digest;
 
 /// The annotation that names an image in an OCI layout.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";

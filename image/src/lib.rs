@@ -6,7 +6,7 @@
 //!   tar, compresses it, and returns the `diff_id`, blob digest and size, measured in the same
 //!   single pass. **Start here**; its module docs list the entry, order, time and xattr rules.
 //! - [`config`]: image-configuration helpers, for now the layer ChainID.
-//! - [`Digest`]: a `sha256:<hex>` digest (a stand-in for `dray_llb::Digest`).
+//! - [`Digest`]: re-exported `dray_llb::Digest`, the one digest type of the workspace.
 //!
 //! Later (architecture B2): the applier (layer tar → snapshot), image config and manifest
 //! assembly, the exporters, the local image store and registry pull/push.
@@ -18,10 +18,9 @@
 #![deny(missing_docs)]
 
 pub mod config;
-mod digest;
 mod error;
 pub mod layer;
 
-pub use digest::{Digest, ParseDigestError};
+pub use dray_llb::{Digest, DigestError};
 pub use error::Error;
 pub use layer::{Compression, DiffSource, LayerInfo, LayerOptions, write_layer};
