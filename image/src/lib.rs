@@ -17,10 +17,21 @@
 
 #![deny(missing_docs)]
 
+pub mod assemble;
 pub mod config;
 mod error;
+pub mod images;
 pub mod layer;
+pub mod manifest;
+pub mod time;
 
+pub use assemble::{AssembleOptions, BaseImage, BuiltImage, LayerOutcome, assemble};
 pub use dray_llb::{Digest, DigestError};
 pub use error::Error;
+pub use images::{
+    HistoryRow, ImageSummary, LocalImage, LocalLayer, history_rows, inspect_json, layer_snapshots,
+    list_images, load_image, resolve_local, tag_descriptor, tag_image, untag,
+};
 pub use layer::{Compression, DiffSource, LayerInfo, LayerOptions, write_layer};
+pub use manifest::{MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Manifest};
+pub use time::{rfc3339, rfc3339_system};
