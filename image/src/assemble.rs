@@ -21,6 +21,7 @@
 //! | history ↔ layers | history entries with `empty_layer == false` after the base's entries correspond, in order, to the new snapshots. Too many such entries: the surplus (from the top) becomes empty; too few: entries are appended from the snapshot descriptions with comment [`EXPORTER_COMMENT`] (BuildKit's `normalizeLayersAndHistory`) |
 //! | base history | kept: if `config.history` does not already start with the base's history it is prepended |
 //! | times | `created` and the `created` of every new history entry are `SOURCE_DATE_EPOCH` when given (overwriting), else `now` for those that have none |
+//! | no layer at all | `FROM scratch` plus steps with empty diffs gives `"layers": []`, as BuildKit (which writes `null`) does; the OCI JSON schema's `minItems: 1` rejects such a manifest, the spec text only says SHOULD |
 //! | parallelism | up to [`AssembleOptions::jobs`] layers are written at once; results are placed by chain position, so order and bytes do not depend on scheduling |
 //!
 //! The manifest is written last, after every blob it names: a crash leaves at most unreferenced

@@ -282,3 +282,55 @@ fn an_unknown_snapshot_fails_naming_it() {
     }
     assert!(err.to_string().contains("does-not-exist"));
 }
+
+#[test]
+fn a_failing_layer_among_parallel_ones_is_reported_in_chain_order() {
+    let (_d, store) = store();
+    let s0 = snapshot(&store, None, &[("a", Some(b"1"))], "one");
+    let bad: dray_cache::SnapshotId = "missing-1".parse().unwrap();
+    let bad2: dray_cache::SnapshotId = "missing-2".parse().unwrap();
+    let chain = [s0.id.clone(), bad, bad2];
+    let err = assemble(&store, &chain, None, config(&[]), &opts().with_jobs(3)).unwrap_err();
+    assert!(
+        matches!(&err, Error::ExportLayer { snapshot, .. } if snapshot.as_str() == "missing-1"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn scratch_with_only_empty_diffs_has_no_layers() {
+    let (_d, store) = store();
+    let s0 = snapshot(&store, None, &[], "WORKDIR /");
+    let built = assemble(
+        &store,
+        &s0.chain,
+        None,
+        config(&[("WORKDIR /", true)]),
+        &opts(),
+    )
+    .unwrap();
+    assert!(built.layers.is_empty());
+    assert!(built.config.history[0].empty_layer);
+    let manifest = json(&store, &built.manifest_digest);
+    assert_eq!(manifest["layers"], serde_json::json!([]));
+    assert_eq!(
+        manifest["config"]["digest"],
+        built.config_digest.to_string()
+    );
+}
+
+#[test]
+fn uncompressed_layers_have_digest_equal_to_diff_id() {
+    let (_d, store) = store();
+    let s0 = snapshot(&store, None, &[("a", Some(b"1"))], "one");
+    let o = opts().with_compression(Compression::Uncompressed);
+    let built = assemble(&store, &s0.chain, None, config(&[("RUN", true)]), &o).unwrap();
+    assert_eq!(
+        built.layers[0].media_type,
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(
+        built.layers[0].digest.to_string(),
+        built.config.rootfs.diff_ids[0]
+    );
+}
