@@ -20,7 +20,7 @@
 //! | empty diff | a snapshot whose `fs/` has no entries produces no layer. BuildKit drops layers whose blob is the empty gzip tar (`sha256:4f4fb700…`) and sets `empty_layer` on their history entry; dray does the same, without writing the empty tar |
 //! | history ↔ layers | history entries with `empty_layer == false` after the base's entries correspond, in order, to the new snapshots. Too many such entries: the surplus (from the top) becomes empty; too few: entries are appended from the snapshot descriptions with comment [`EXPORTER_COMMENT`] (BuildKit's `normalizeLayersAndHistory`) |
 //! | base history | kept: if `config.history` does not already start with the base's history it is prepended |
-//! | times | `created` and the `created` of every new history entry are `SOURCE_DATE_EPOCH` when given (overwriting), else `now` for those that have none |
+//! | times | with `SOURCE_DATE_EPOCH`: config `created` is the epoch, and a new history entry's `created` that is missing, unparsable or later than the epoch becomes the epoch (BuildKit's `patchImageConfig`); base entries are kept. Without: config `created` is `now`, and new entries without a time get `now` |
 //! | no layer at all | `FROM scratch` plus steps with empty diffs gives `"layers": []`, as BuildKit (which writes `null`) does; the OCI JSON schema's `minItems: 1` rejects such a manifest, the spec text only says SHOULD |
 //! | parallelism | up to [`AssembleOptions::jobs`] layers are written at once; results are placed by chain position, so order and bytes do not depend on scheduling |
 //!
@@ -38,7 +38,7 @@ use dray_llb::{Digest, History, ImageConfig};
 use crate::Error;
 use crate::layer::{Compression, DiffSource, LayerOptions, write_layer};
 use crate::manifest::{MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Manifest, canonical_json};
-use crate::time::{rfc3339, rfc3339_system};
+use crate::time::{parse_rfc3339, rfc3339, rfc3339_system};
 
 /// The `comment` of history entries that assembly adds for layers the config did not account
 /// for (BuildKit writes `buildkit.exporter.image.v0` in the same case).
@@ -194,7 +194,15 @@ pub fn assemble(
         None => rfc3339_system(opts.now),
     };
     for h in &mut config.history[new_start..] {
-        if opts.source_date_epoch.is_some() || h.created.is_none() {
+        // BuildKit's rule: with an epoch, a time that is missing or later than the epoch becomes
+        // the epoch (earlier ones stay); without one, only missing times are filled.
+        let replace = match (&h.created, opts.source_date_epoch) {
+            (None, _) => true,
+            (Some(t), Some(epoch)) => parse_rfc3339(t)
+                .is_none_or(|(secs, nanos)| secs > epoch || (secs == epoch && nanos > 0)),
+            (Some(_), None) => false,
+        };
+        if replace {
             h.created = Some(stamp.clone());
         }
     }

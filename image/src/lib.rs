@@ -45,4 +45,4 @@ pub use images::{
 };
 pub use layer::{Compression, DiffSource, LayerInfo, LayerOptions, write_layer};
 pub use manifest::{MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST, Manifest};
-pub use time::{rfc3339, rfc3339_system};
+pub use time::{parse_rfc3339, rfc3339, rfc3339_system};

@@ -334,3 +334,44 @@ fn uncompressed_layers_have_digest_equal_to_diff_id() {
         built.config.rootfs.diff_ids[0]
     );
 }
+
+#[test]
+fn source_date_epoch_clamps_later_history_times_and_keeps_earlier_ones() {
+    let (_d, store) = store();
+    let s0 = snapshot(&store, None, &[("a", Some(b"1"))], "one");
+    let mut cfg = config(&[("RUN a", true), ("ENV x", false), ("CMD y", false)]);
+    cfg.history[0].created = Some("2000-01-01T00:00:00Z".to_owned());
+    cfg.history[1].created = Some("2030-01-01T00:00:00Z".to_owned());
+    let o = opts().with_source_date_epoch(Some(1_000_000_000));
+    let built = assemble(&store, &s0.chain, None, cfg.clone(), &o).unwrap();
+    let times: Vec<_> = built
+        .config
+        .history
+        .iter()
+        .map(|h| h.created.clone().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2000-01-01T00:00:00Z",
+            "2001-09-09T01:46:40Z",
+            "2001-09-09T01:46:40Z"
+        ]
+    );
+    // Without the epoch, given times are kept and missing ones get `now`.
+    let built = assemble(&store, &s0.chain, None, cfg, &opts()).unwrap();
+    let times: Vec<_> = built
+        .config
+        .history
+        .iter()
+        .map(|h| h.created.clone().unwrap())
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2000-01-01T00:00:00Z",
+            "2030-01-01T00:00:00Z",
+            "2023-11-14T22:13:20Z"
+        ]
+    );
+}
