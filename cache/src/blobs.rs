@@ -10,12 +10,12 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use dray_llb::Digest;
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
 use crate::root::Root;
-use dray_llb::Digest;
 
 /// Committed blobs are read-only: content-addressed files must never change in place.
 const BLOB_MODE: u32 = 0o444;

@@ -4,8 +4,9 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::snapshots::SnapshotId;
 use dray_llb::Digest;
+
+use crate::snapshots::SnapshotId;
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 
+use dray_llb::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -22,7 +23,6 @@ use crate::blobs::sync_dir;
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockMode};
 use crate::store::Store;
-use dray_llb::Digest;
 
 /// The annotation that names an image in an OCI layout.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";

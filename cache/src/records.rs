@@ -8,13 +8,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use dray_llb::Digest;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::db::{digest_at, from_ms, now_ms, to_ms};
 use crate::error::{Error, Result};
 use crate::snapshots::{Committed, SnapshotId, load_committed};
 use crate::store::Store;
-use dray_llb::Digest;
 
 /// A cache record: which snapshot a cache key resolved to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,10 +3,11 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use dray_llb::Digest;
+
 use crate::env;
 use crate::error::{Error, Result};
 use crate::snapshots::SnapshotId;
-use dray_llb::Digest;
 
 /// The system-wide root used when running as (effective) uid 0.
 pub const SYSTEM_ROOT: &str = "/var/lib/dray";
