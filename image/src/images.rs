@@ -269,8 +269,10 @@ pub fn untag(store: &Store, name: &str, force: bool) -> Result<Vec<String>, Erro
 }
 
 /// For the converter's meta resolver: the manifest digest and config of a locally tagged image
-/// for `platform`, or `None` when the tag is absent, is not an image manifest, or is for another
-/// platform (then the registry is asked).
+/// for `platform`, or `None` when the tag is absent or has nothing for that platform (then the
+/// registry is asked). A tag may name an image manifest (what dray writes) or an OCI image index
+/// / Docker manifest list (what `skopeo copy --all` writes into the root), from which the entry
+/// for `platform` is picked by its descriptor's `platform`.
 pub fn resolve_local(
     store: &Store,
     name: &ImageRef,
@@ -280,19 +282,66 @@ pub fn resolve_local(
     let Some(tagged) = find_by_ref(&tags, &name.to_string()) else {
         return Ok(None);
     };
-    if !is_image_manifest(&tagged.descriptor.media_type) {
+    let mut descriptor = tagged.descriptor.clone();
+    if is_index(&descriptor.media_type) {
+        let bytes = store.blobs().read(&descriptor.digest)?;
+        let index: IndexDoc = serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
+            what: "image index",
+            digest: descriptor.digest,
+            source,
+        })?;
+        let picked = index.manifests.into_iter().find(|d| {
+            is_image_manifest(&d.media_type)
+                && d.extra
+                    .get("platform")
+                    .and_then(|p| serde_json::from_value::<Platform>(p.clone()).ok())
+                    .is_some_and(|p| platform_matches(&p, platform))
+        });
+        match picked {
+            Some(d) => descriptor = d,
+            None => return Ok(None),
+        }
+    }
+    if !is_image_manifest(&descriptor.media_type) {
         return Ok(None);
     }
-    let manifest = read_manifest(store, &tagged.descriptor.digest)?;
+    let manifest = read_manifest(store, &descriptor.digest)?;
     let config = read_config(store, &manifest.config.digest)?;
-    let variant_ok = match (&config.variant, &platform.variant) {
+    let found = Platform {
+        os: config.os.clone(),
+        architecture: config.architecture.clone(),
+        variant: config.variant.clone(),
+    };
+    if !platform_matches(&found, platform) {
+        return Ok(None);
+    }
+    Ok(Some((descriptor.digest, config)))
+}
+
+/// The `manifests` of an image index.
+#[derive(serde::Deserialize)]
+struct IndexDoc {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == dray_cache::OCI_INDEX_MEDIA_TYPE
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// Same os and architecture; variants must agree only when both are given (`arm64` and
+/// `arm64/v8` are the same platform).
+fn platform_matches(found: &Platform, wanted: &Platform) -> bool {
+    let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", Some("v8")) => None,
+        (_, v) => v.map(str::to_owned),
+    };
+    let variant_ok = match (norm(found), norm(wanted)) {
         (Some(a), Some(b)) => a == b,
         _ => true,
     };
-    if config.os != platform.os || config.architecture != platform.architecture || !variant_ok {
-        return Ok(None);
-    }
-    Ok(Some((tagged.descriptor.digest, config)))
+    found.os == wanted.os && found.architecture == wanted.architecture && variant_ok
 }
 
 /// The snapshots that hold `image`'s layers, for the solver: the longest prefix of the layers

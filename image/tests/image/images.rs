@@ -272,3 +272,43 @@ fn layer_snapshots_maps_layers_back_to_the_chain_skipping_empty_diffs() {
     let img2 = load_image(&store, "two").unwrap();
     assert_eq!(layer_snapshots(&store, &img2).unwrap(), on_other.chain);
 }
+
+#[test]
+fn resolve_local_picks_the_platform_from_an_index() {
+    let (_d, store) = store();
+    let (amd, _) = built(&store, b"amd");
+    let s = snapshot(&store, None, &[("arm", Some(b"arm"))], "arm");
+    let mut cfg = config(&[("RUN", true)]);
+    cfg.architecture = "arm64".to_owned();
+    let arm = assemble(&store, &s.chain, None, cfg, &opts()).unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": amd.manifest.media_type, "digest": amd.manifest_digest, "size": amd.manifest.size,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": arm.manifest.media_type, "digest": arm.manifest_digest, "size": arm.manifest.size,
+             "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+        ],
+    });
+    let blob = store
+        .blobs()
+        .put_bytes(&serde_json::to_vec(&index).unwrap())
+        .unwrap();
+    let desc = dray_cache::Descriptor::new(
+        "application/vnd.oci.image.index.v1+json",
+        blob.digest,
+        blob.size,
+    );
+    store.tag("docker.io/library/multi:latest", &desc).unwrap();
+    let pick = |p: &str| {
+        resolve_local(&store, &r("multi"), &p.parse().unwrap())
+            .unwrap()
+            .map(|(d, _)| d)
+    };
+    assert_eq!(pick("linux/amd64"), Some(amd.manifest_digest));
+    assert_eq!(pick("linux/arm64"), Some(arm.manifest_digest));
+    assert_eq!(pick("linux/s390x"), None);
+    // `images` skips the index entry rather than failing.
+    assert!(list_images(&store).unwrap().is_empty());
+}
