@@ -29,7 +29,9 @@ use crate::config::chain_ids;
 use crate::manifest::{MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
 use crate::manifest::{read_config, read_manifest};
 
-/// Points `name` (normalized, e.g. from `ImageRef::parse("app")`) at `image`.
+/// Points `name` (normalized, e.g. from `ImageRef::parse("app")`) at `image`. The store refuses
+/// ([`dray_cache::Error::BlobNotFound`]) while a blob the manifest names is missing, e.g. a base
+/// layer that was never fetched: fetch base blobs before tagging (architecture B5 step 5).
 pub fn tag_image(store: &Store, name: &ImageRef, image: &BuiltImage) -> Result<(), Error> {
     tag_descriptor(store, name, &image.manifest)
 }
