@@ -9,8 +9,6 @@ use std::io::IsTerminal;
 
 use dray_solver::{Event, Reporter};
 
-pub(crate) use json::rfc3339;
-
 use crate::cli::ProgressMode;
 
 /// The renderer for `mode`. `auto` is `tty` when stderr is a terminal and `CI` is unset, as
