@@ -83,6 +83,8 @@ pub(crate) fn file(
 /// after a merge is longer than the parent links) plus the new snapshot.
 fn with_full_chain(cx: &StepCx<'_>, c: Committed, base: &ResultRef) -> Result<ResultRef, OpError> {
     cx.lease.protect(&c)?;
+    // The chain as the store records it (parent links), which a later lookup would return.
+    let c = cx.store.get(&c.id)?;
     let mut chain = base.chain_ids().to_vec();
     chain.push(c.id.clone());
     if chain == c.chain {
