@@ -33,6 +33,8 @@ mod cachemap;
 pub mod error;
 pub mod executor;
 mod fs;
+#[cfg(test)]
+mod golden;
 pub mod key;
 mod ops;
 pub mod reporter;
