@@ -1,0 +1,1 @@
+//! Content digests of paths in a tree (in progress).
