@@ -21,6 +21,7 @@ pub mod contenthash;
 pub mod dockerignore;
 mod error;
 pub mod fileop;
+mod select;
 mod sys;
 pub mod tree;
 

@@ -9,22 +9,13 @@ use super::upper::{NewDir, Slot, Upper};
 use super::user::Owner;
 use super::wildcard::{has_wildcards, resolve_wildcards};
 use super::{Copy, Mode};
-use crate::dockerignore::Patterns;
 use crate::error::{Error, Result};
+use crate::select::{Filter, Selection};
 use crate::sys::{clean_lexical, shown};
 use crate::tree::{FileKind, Metadata, Tree};
 
 fn secs(t: i64) -> i64 {
     t.saturating_mul(1_000_000_000)
-}
-
-fn compile(patterns: &[String], which: &'static str) -> Result<Option<Patterns>> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    Patterns::from_patterns(patterns)
-        .map(Some)
-        .map_err(|source| Error::Patterns { which, source })
 }
 
 enum ModeChange {
@@ -46,8 +37,7 @@ struct Copier<'s, 'u, 'l> {
     owner: Option<Owner>,
     mode: Option<ModeChange>,
     timestamp: Option<i64>,
-    include: Option<Patterns>,
-    exclude: Option<Patterns>,
+    filter: Filter,
     replace: bool,
     /// Source `(dev, ino)` of multiply-linked files → where the first copy went.
     inodes: HashMap<(u64, u64), PathBuf>,
@@ -59,8 +49,7 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
         Some(Mode::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
         Some(Mode::Symbolic(spec)) => Some(ModeChange::Spec(ModeSpec::parse(spec)?)),
     };
-    let include = compile(&c.include_patterns, "include")?;
-    let exclude = compile(&c.exclude_patterns, "exclude")?;
+    let filter = Filter::new(&c.include_patterns, &c.exclude_patterns)?;
     let new_dir = NewDir {
         mode: 0o755,
         owner: c.owner.unwrap_or_default(),
@@ -116,8 +105,7 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
         owner: c.owner,
         mode,
         timestamp: c.timestamp,
-        include,
-        exclude,
+        filter,
         replace: c.always_replace_existing,
         inodes: HashMap::new(),
     };
@@ -196,35 +184,6 @@ impl Copier<'_, '_, '_> {
         Ok(())
     }
 
-    /// Whether `rel` is selected by the patterns: `Some(true)` copy it, `Some(false)` skip it
-    /// (and all below), `None` a directory to descend into without creating it yet.
-    fn select(&self, rel: &Path, meta: &Metadata) -> Option<bool> {
-        if rel.as_os_str().is_empty() {
-            return Some(true);
-        }
-        let text = rel.to_string_lossy();
-        let mut lazy = false;
-        if let Some(exclude) = &self.exclude
-            && exclude.is_excluded(&text)
-        {
-            if meta.is_dir() && exclude.may_match_below(&text) {
-                lazy = true;
-            } else {
-                return Some(false);
-            }
-        }
-        if let Some(include) = &self.include
-            && !include.is_excluded(&text)
-        {
-            // Not (yet) included: a directory may still hold included paths.
-            if !meta.is_dir() {
-                return Some(false);
-            }
-            lazy = true;
-        }
-        if lazy { None } else { Some(true) }
-    }
-
     fn copy_entry(
         &mut self,
         src_path: &Path,
@@ -234,10 +193,10 @@ impl Copier<'_, '_, '_> {
         overwrite_meta: bool,
         pending: &mut Vec<Pending>,
     ) -> Result<()> {
-        match self.select(rel, meta) {
-            Some(false) => return Ok(()),
-            Some(true) => {}
-            None => {
+        match self.filter.select(rel, meta.is_dir()) {
+            Selection::Skip => return Ok(()),
+            Selection::Take => {}
+            Selection::Descend => {
                 pending.push(Pending {
                     src: src_path.to_owned(),
                     meta: meta.clone(),

@@ -58,6 +58,17 @@ pub use wildcard::{has_wildcards, match_component};
 use crate::error::Result;
 use crate::tree::{ChainTree, Tree};
 
+/// Expands a wildcard source path in `tree` as [`Copy`] does (fsutil's `ResolveWildcards`):
+/// the matches as tree paths, in sorted walk order. A path without wildcards is returned
+/// cleaned and unchecked.
+pub fn wildcard_matches(
+    tree: &dyn Tree,
+    pattern: &str,
+    follow_links: bool,
+) -> Result<Vec<std::path::PathBuf>> {
+    wildcard::resolve_wildcards(tree, pattern, follow_links)
+}
+
 /// A file action with users already resolved to numbers (see [`resolve_owner`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
