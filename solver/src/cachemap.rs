@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use dray_llb::{ActionInput, Digest, ExecOp, FileAction, FileOp, Node, SourceOp};
 
+use crate::fs::contenthash::ContentSelector;
 use crate::key::{CacheMap, DepKey};
 
 /// Environment variables left out of exec keys: they change how things are fetched, not what.
@@ -141,12 +142,18 @@ pub(crate) fn file(node: &Node, op: &FileOp) -> CacheMap {
         .map(|i| {
             let i = ActionInput::Input(u32::try_from(i).unwrap_or(u32::MAX));
             let edited = op.actions.iter().any(|s| s.input == i);
-            let selectors: Vec<String> = op
+            let selectors: Vec<ContentSelector> = op
                 .actions
                 .iter()
                 .filter(|s| s.secondary_input == Some(i))
                 .filter_map(|s| match &s.action {
-                    FileAction::Copy(c) => Some(c.src.clone()),
+                    FileAction::Copy(c) => Some(ContentSelector {
+                        path: c.src.clone(),
+                        follow_links: c.follow_symlinks,
+                        wildcard: c.allow_wildcard,
+                        include: c.include_patterns.clone(),
+                        exclude: c.exclude_patterns.clone(),
+                    }),
                     _ => None,
                 })
                 .collect();

@@ -116,31 +116,9 @@ pub enum OpError {
         option: &'static str,
     },
 
-    /// A copy source does not exist.
-    #[error("{path}: not found in the copy source")]
-    SourceNotFound {
-        /// The source path as written.
-        path: String,
-    },
-
-    /// A path escapes its root or is not valid.
-    #[error("invalid path {path:?}: {reason}")]
-    BadPath {
-        /// The path.
-        path: String,
-        /// Why.
-        reason: &'static str,
-    },
-
-    /// A user or group name could not be resolved in the destination's `/etc/passwd` or
-    /// `/etc/group`.
-    #[error("unknown {kind} {name:?}: not in the destination's /etc/{file}", file = if *kind == "user" { "passwd" } else { "group" })]
-    UnknownUser {
-        /// `user` or `group`.
-        kind: &'static str,
-        /// The name.
-        name: String,
-    },
+    /// A file action or content hash failed (the error names the path in its filesystem).
+    #[error(transparent)]
+    Fs(#[from] dray_fsutil::Error),
 
     /// A filesystem operation failed.
     #[error("failed to {action} {}", path.display())]

@@ -34,7 +34,7 @@ fn key_of(cm: &CacheMap) -> Digest {
             },
             DepKey::Content { selectors } => ResolvedDep::Content {
                 digest: Digest::of(format!("content{i}")),
-                selectors: selectors.clone(),
+                selectors: selectors.iter().map(|s| s.path.clone()).collect(),
             },
         })
         .collect();

@@ -47,12 +47,16 @@
 //! # What goes into a content hash
 //!
 //! `contenthash(result, selectors)` is the sha256 over, for each selector in order,
-//! `selector ‖ 0x00 ‖ text(digest of the tree at that path) ‖ 0x00`, where the tree digest
-//! follows BuildKit's rules (see [`crate::fs::contenthash`]): a file's header (type, permission
-//! bits, uid, gid, size, link target) plus its bytes, **never its mtime**; a directory's sorted
-//! entries with their names; a wildcard's matches with their names; a missing path a fixed
-//! marker. In the build context uid and gid are recorded as 0 (COPY resets ownership, and a
-//! checkout's owner must not change keys), and `.dockerignore`d paths do not exist.
+//! `path ‖ 0x00 ‖ text(d) ‖ 0x00`, where `d` is `dray_fsutil::contenthash::checksum` of the
+//! copy's source path (with its `follow_symlinks`, `allow_wildcard` and include/exclude
+//! patterns) in the input's filesystem. That digest follows BuildKit's rules and is documented
+//! (schema `v1`) in `dray_fsutil::contenthash`: a file's header (type, mode bits, size, link
+//! target, device numbers, selected xattrs) plus its bytes, **never its mtime**; a directory's
+//! sorted entries with their names; a wildcard's matches with their paths. uid and gid are
+//! hashed for snapshot chains but not for the build context (whose owners COPY resets), and
+//! `.dockerignore`d paths do not exist. File bytes are memoized in the store per file stamp,
+//! so an unchanged context is hashed without reading a byte. A missing source path fails the
+//! consuming step.
 //!
 //! # The stored preimage
 //!
@@ -71,16 +75,16 @@ pub const KEY_SCHEMA: &str = "dray/cachekey/v1";
 /// How an op is cached: its own digest and one dependency kind per input (BuildKit's
 /// `CacheMap`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CacheMap {
+pub(crate) struct CacheMap {
     /// The cache map object (see the module table); its canonical digest is `cm.digest`.
-    pub object: Value,
+    pub(crate) object: Value,
     /// One entry per node input, in order.
-    pub deps: Vec<DepKey>,
+    pub(crate) deps: Vec<DepKey>,
 }
 
 /// How one input contributes to a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DepKey {
+pub(crate) enum DepKey {
     /// The input's own cache key, plus a path selector.
     Definition {
         /// The selector (empty for none).
@@ -88,8 +92,8 @@ pub enum DepKey {
     },
     /// A content hash of the input's result at these paths.
     Content {
-        /// Absolute paths (possibly wildcards) in the input.
-        selectors: Vec<String>,
+        /// What each reading `COPY` selects (absolute paths, possibly wildcards, and options).
+        selectors: Vec<crate::fs::contenthash::ContentSelector>,
     },
 }
 
@@ -115,12 +119,12 @@ pub enum ResolvedDep {
 
 impl CacheMap {
     /// `cm.digest`: the sha256 of the canonical JSON of [`CacheMap::object`].
-    pub fn digest(&self) -> Digest {
+    pub(crate) fn digest(&self) -> Digest {
         Digest::of(canonical_json(&self.object))
     }
 
     /// Salts the object with `nonce` (`--no-cache`), so its key never matches again.
-    pub fn salt(&mut self, nonce: &str) {
+    pub(crate) fn salt(&mut self, nonce: &str) {
         if let Value::Object(map) = &mut self.object {
             map.insert("nonce".to_owned(), Value::String(nonce.to_owned()));
         }

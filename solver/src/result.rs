@@ -94,10 +94,7 @@ impl ResultRef {
             Kind::Local(t) => t.clone(),
             Kind::Snapshots { chain, .. } if chain.is_empty() => Tree::Empty,
             Kind::Snapshots { chain, .. } => Tree::Chain {
-                layers: chain
-                    .iter()
-                    .map(|id| (format!("snapshot:{id}"), store.fs_path(id)))
-                    .collect(),
+                layers: chain.iter().map(|id| store.fs_path(id)).collect(),
             },
         }
     }

@@ -31,7 +31,7 @@ use crate::cachemap;
 use crate::error::{OpError, SolveError};
 use crate::executor::{Executor, LogSink};
 use crate::fs::Tree;
-use crate::fs::contenthash::{Memo, checksum};
+use crate::fs::contenthash::{StoreMemo, checksum};
 use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
 use crate::ops::source::{self, ResolvedImage};
 use crate::ops::{self, StepCx};
@@ -113,7 +113,7 @@ pub(crate) struct Job {
     events: mpsc::UnboundedSender<Event>,
     pub first_error: Mutex<Option<SolveError>>,
     pub lease: Arc<Lease>,
-    pub memo: Arc<Memo>,
+    pub memo: Arc<StoreMemo>,
     pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
 }
 
@@ -131,7 +131,7 @@ pub(crate) struct JobParts {
 impl Job {
     pub(crate) fn new(parts: JobParts, events: mpsc::UnboundedSender<Event>) -> Arc<Self> {
         Arc::new(Self {
-            memo: Arc::new(Memo::new(Some(parts.store.clone()))),
+            memo: Arc::new(StoreMemo::new(Some(parts.store.clone()))),
             store: parts.store,
             executor: parts.executor,
             context: parts.context,
@@ -279,11 +279,18 @@ impl Job {
                     DepKey::Content { selectors } => {
                         let r = job.result(input.node).await?;
                         let tree = r[out].tree(&job.store);
-                        let (memo, sels) = (job.memo.clone(), selectors.clone());
-                        let digest = blocking(move || checksum(&tree, &sels, &memo))
+                        let memo = job.memo.clone();
+                        let paths = selectors.iter().map(|s| s.path.clone()).collect();
+                        let digest = blocking(move || checksum(&tree, &selectors, &memo))
                             .await
                             .map_err(|e| job.fail(&v, e))?;
-                        Ok((i, ResolvedDep::Content { digest, selectors }))
+                        Ok((
+                            i,
+                            ResolvedDep::Content {
+                                digest,
+                                selectors: paths,
+                            },
+                        ))
                     }
                 }
             });

@@ -14,7 +14,7 @@ use dray_llb::{ActionInput, ExecOp, FileOp, MountKind};
 
 use crate::error::OpError;
 use crate::executor::{ExecSpec, Executor, LogSink, MountSpec, RootFs};
-use crate::fs::actions::{Target, apply};
+use crate::fs::actions::apply;
 use crate::result::ResultRef;
 
 /// The per-step facts an op needs besides its inputs.
@@ -62,18 +62,14 @@ pub(crate) fn file(
         });
     }
     let active = cx.store.prepare(base.as_parent().as_ref())?;
-    let lower = base.tree(cx.store);
+    let lower = base.tree(cx.store).chain()?;
     let upper = active.fs();
-    let target = Target {
-        lower: &lower,
-        upper: &upper,
-    };
     for step in &op.actions {
         let src = match step.secondary_input {
             Some(ActionInput::Input(i)) => Some(input(inputs, i)?.tree(cx.store)),
             _ => None,
         };
-        apply(&step.action, src.as_ref(), &target)?;
+        apply(&step.action, src.as_ref(), &lower, &upper)?;
     }
     let c = cx.store.commit(active, cx.name)?;
     Ok(vec![with_full_chain(cx, c, base)?])
