@@ -144,6 +144,8 @@ pub struct VertexOutcome {
     pub keys: Vec<Digest>,
     /// Cached or executed.
     pub status: VertexStatus,
+    /// The snapshot chain (root first) of each output, e.g. to map layers to steps.
+    pub chains: Vec<Vec<dray_cache::SnapshotId>>,
 }
 
 /// Counters of one solve.

@@ -190,7 +190,7 @@ impl Job {
         self.vertices[d].clone()
     }
 
-    fn record(&self, v: &Vertex, keys: &Keys, status: VertexStatus) {
+    fn record(&self, v: &Vertex, keys: &Keys, status: VertexStatus, results: &[ResultRef]) {
         self.outcomes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -200,6 +200,7 @@ impl Job {
                     name: v.name.clone(),
                     keys: keys.keys.clone(),
                     status,
+                    chains: results.iter().map(|r| r.chain_ids().to_vec()).collect(),
                 },
             );
     }
@@ -368,7 +369,7 @@ impl Job {
         let keys = self.keys(d).await?;
         if let Some(hit) = self.lookup(&v, &keys).map_err(|e| self.fail(&v, e))? {
             self.emit(&v, EventKind::Cached);
-            self.record(&v, &keys, VertexStatus::Cached);
+            self.record(&v, &keys, VertexStatus::Cached, &hit);
             return Ok(Arc::new(hit));
         }
 
@@ -402,7 +403,7 @@ impl Job {
         let outputs = self.run(&v, inputs).await.map_err(|e| self.fail(&v, e))?;
         self.save(&keys, &outputs).map_err(|e| self.fail(&v, e))?;
         self.emit(&v, EventKind::Done);
-        self.record(&v, &keys, VertexStatus::Executed);
+        self.record(&v, &keys, VertexStatus::Executed, &outputs);
         Ok(Arc::new(outputs))
     }
 

@@ -61,6 +61,12 @@ fn first_build_runs_everything_and_rebuild_is_one_cache_hit() {
     );
     assert_eq!(again.head.chain_ids(), out.head.chain_ids());
     assert_eq!(again.head_key, out.head_key);
+    let run = out
+        .vertices
+        .values()
+        .find(|o| o.name == "RUN build")
+        .unwrap();
+    assert_eq!(run.chains, [out.head.chain_ids().to_vec()]);
 }
 
 #[test]
