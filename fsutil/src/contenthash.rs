@@ -208,7 +208,7 @@ pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Re
             let meta = tree.lstat(&resolved)?.ok_or_else(|| Error::NotFound {
                 path: shown(&resolved),
             })?;
-            let digest = hasher.entry(&resolved, &meta, &resolved, Path::new(""), memo)?;
+            let digest = hasher.entry(&resolved, &meta, Path::new(""), memo)?;
             h.update(path.as_os_str().as_encoded_bytes());
             h.update(b"\0");
             h.update(digest.unwrap_or(Digest([0; 32])).0);
@@ -219,7 +219,7 @@ pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Re
     let meta = tree.lstat(&path)?.ok_or_else(|| Error::NotFound {
         path: shown(&clean_lexical(Path::new(&selector.path))),
     })?;
-    let digest = hasher.entry(&path, &meta, &path, Path::new(""), memo)?;
+    let digest = hasher.entry(&path, &meta, Path::new(""), memo)?;
     // The selected root itself is always taken, so there is a digest.
     Ok(digest.unwrap_or(Digest([0; 32])))
 }
@@ -320,7 +320,6 @@ impl Hasher<'_> {
         &self,
         path: &Path,
         meta: &Metadata,
-        root: &Path,
         rel: &Path,
         memo: &mut dyn Memo,
     ) -> Result<Option<Digest>> {
@@ -341,9 +340,7 @@ impl Hasher<'_> {
                 for child in self.tree.read_dir(path)? {
                     let child_path = path.join(&child.name);
                     let child_rel = rel.join(&child.name);
-                    if let Some(d) =
-                        self.entry(&child_path, &child.metadata, root, &child_rel, memo)?
-                    {
+                    if let Some(d) = self.entry(&child_path, &child.metadata, &child_rel, memo)? {
                         any = true;
                         h.update(child.name.as_encoded_bytes());
                         h.update(b"\0");

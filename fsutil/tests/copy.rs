@@ -355,13 +355,13 @@ fn symlinks_devices_and_fifos_are_copied_as_such() {
     symlink(&fx.ctx, "d/link", "/etc/shadow");
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &fx.ctx.join("d/fifo"),
+        fx.ctx.join("d/fifo"),
         rustix::fs::Mode::from_raw_mode(0o644),
     )
     .unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &fx.ctx.join("d/null"),
+        fx.ctx.join("d/null"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::from_raw_mode(0o666),
         rustix::fs::makedev(1, 3),
@@ -369,7 +369,7 @@ fn symlinks_devices_and_fifos_are_copied_as_such() {
     .unwrap();
     // mknod applies the umask; set the mode we mean.
     rustix::fs::chmod(
-        &fx.ctx.join("d/null"),
+        fx.ctx.join("d/null"),
         rustix::fs::Mode::from_raw_mode(0o666),
     )
     .unwrap();

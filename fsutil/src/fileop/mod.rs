@@ -26,12 +26,12 @@
 //! the layer's `/x`). The resolved path contains no symlinks; every write reaches it through
 //! `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the `upper` root, so nothing is ever
 //! written outside `upper` and no symlink is followed there. Source paths go through
-//! [`Tree::resolve`](crate::tree::Tree::resolve) and so never leave the source tree.
+//! [`Tree::resolve`] and so never leave the source tree.
 //!
 //! # Semantics
 //!
 //! Those of BuildKit's file-op backend (`solver/llbsolver/file/backend.go`) and
-//! tonistiigi/fsutil's `copy` package; see [`Copy`] for the copy rules. Deliberate
+//! tonistiigi/fsutil's `copy` package; see [`Copy`](struct@Copy) for the copy rules. Deliberate
 //! differences:
 //!
 //! * `Mkfile` always creates a fresh file with the given mode and owner (BuildKit's
@@ -58,7 +58,7 @@ pub use wildcard::{has_wildcards, match_component};
 use crate::error::Result;
 use crate::tree::{ChainTree, Tree};
 
-/// Expands a wildcard source path in `tree` as [`Copy`] does (fsutil's `ResolveWildcards`):
+/// Expands a wildcard source path in `tree` as [`Copy`](struct@Copy) does (fsutil's `ResolveWildcards`):
 /// the matches as tree paths, in sorted walk order. A path without wildcards is returned
 /// cleaned and unchecked.
 pub fn wildcard_matches(
@@ -211,7 +211,7 @@ pub struct ApplyContext {}
 
 /// Applies `action` to the destination `lower` (top layer first), writing the result into
 /// `upper` in overlayfs upper-dir form (see the [module docs](self)). `src` is the source
-/// tree of a [`Copy`] (`None` for the other actions, and a copy without it copies from the
+/// tree of a [`Copy`](struct@Copy) (`None` for the other actions, and a copy without it copies from the
 /// destination itself, as LLB does with no secondary input).
 ///
 /// On error, `upper` may hold a partial result and should be discarded.

@@ -36,7 +36,9 @@ fn match_from(p: &[char], n: &[char]) -> Option<bool> {
     match p.split_first() {
         None => Some(n.is_empty()),
         Some(('*', rest)) => {
-            for skip in 0..=n.len() {
+            // `*` never crosses a separator.
+            let limit = n.iter().position(|&c| c == '/').unwrap_or(n.len());
+            for skip in 0..=limit {
                 if match_from(rest, &n[skip..])? {
                     return Some(true);
                 }
@@ -44,8 +46,8 @@ fn match_from(p: &[char], n: &[char]) -> Option<bool> {
             Some(false)
         }
         Some(('?', rest)) => match n.split_first() {
-            Some((_, n_rest)) => match_from(rest, n_rest),
-            None => Some(false),
+            Some((&c, n_rest)) if c != '/' => match_from(rest, n_rest),
+            _ => Some(false),
         },
         Some(('[', rest)) => {
             let (matched, after) = match_class(rest, n.first().copied())?;
@@ -195,7 +197,9 @@ mod tests {
             ("*", "abc", true),
             ("*c", "abc", true),
             ("a*", "a", true),
-            ("a*/b", "abc/b", false),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a?b", "a/b", false),
             ("a*b*c*d*e*", "axbxcxdxe", true),
             ("ab[c]", "abc", true),
             ("ab[b-d]", "abc", true),
