@@ -34,6 +34,12 @@ pub struct ExecMeta {
     pub user: String,
     /// The hostname; `None` leaves the executor's default.
     pub hostname: Option<String>,
+    /// Proxy settings from `--build-arg HTTP_PROXY=…` and friends, as `KEY=value`. The process
+    /// sees them like `env`, but they are deliberately **not** part of any cache key (the solver
+    /// drops them, as BuildKit's `ProxyEnv`), and never reach the image config or history.
+    /// Left out of the encoding when empty, so nodes without proxies keep their digests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy_env: Vec<String>,
 }
 
 /// One mount of an [`ExecOp`].
