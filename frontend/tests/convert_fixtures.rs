@@ -151,6 +151,17 @@ fn args_env_and_proxies() {
         ["HTTP_PROXY=http://proxy.invalid:3128"]
     );
     assert!(!serde_json::to_string(&out.image).unwrap().contains("proxy"));
+    // ... nor the graph's identity: the same build without a proxy has the same digests.
+    let mut opts = case_options("args-env");
+    opts.resolve.build_args.remove("HTTP_PROXY");
+    let src = std::fs::read(root().join("args-env/Dockerfile")).unwrap();
+    let direct = dray_frontend::convert::convert_source(&src, &opts, &images()).unwrap();
+    assert_eq!(direct.definition.digests(), def.digests());
+    let last = exec(node_named(
+        &direct.definition,
+        "[5/5] RUN --network=none echo /out2",
+    ));
+    assert!(last.meta.proxy_env.is_empty());
 }
 
 #[test]

@@ -35,10 +35,10 @@ pub struct ExecMeta {
     /// The hostname; `None` leaves the executor's default.
     pub hostname: Option<String>,
     /// Proxy settings from `--build-arg HTTP_PROXY=…` and friends, as `KEY=value`. The process
-    /// sees them like `env`, but they are deliberately **not** part of any cache key (the solver
-    /// drops them, as BuildKit's `ProxyEnv`), and never reach the image config or history.
-    /// Left out of the encoding when empty, so nodes without proxies keep their digests.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// sees them after `env`, but they are deliberately left out of the node digest (see
+    /// [`crate::encoding`]) and so of every cache key, as BuildKit's `ProxyEnv`; they never
+    /// reach the image config or history.
+    #[serde(default)]
     pub proxy_env: Vec<String>,
 }
 
