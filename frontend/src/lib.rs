@@ -1,6 +1,6 @@
 //! The Dockerfile frontend of dray: from Dockerfile bytes to typed, validated stages.
 //!
-//! The pipeline has three layers, each usable and tested on its own, as in BuildKit's
+//! The pipeline has five layers, each usable and tested on its own, as in BuildKit's
 //! `frontend/dockerfile`:
 //!
 //! 1. [`parser`] turns bytes into an [`parser::Ast`]: directives, continuation lines, heredocs,
@@ -13,18 +13,23 @@
 //!    stage ARGs, build args, platform ARGs) and expands every instruction's words with the
 //!    environment in effect at its line.
 //!
-//! What this crate is **not**: it does no I/O beyond what its caller hands it, knows nothing of
-//! images, registries or the op graph, and never runs anything. Turning stages into an op graph
-//! is the converter's job.
+//! 5. [`convert`] turns the stages into an op graph ([`dray_llb::Definition`]) and the image
+//!    config, as BuildKit's `dockerfile2llb`, asking an [`convert::ImageResolver`] for base
+//!    images.
 //!
-//! Start reading at [`load`], which runs all layers; then [`parser::parse`], [`instructions`]
-//! and [`stages::resolve`].
+//! What this crate is **not**: it does no I/O beyond what its caller hands it, knows nothing of
+//! registries or image stores (base images come through [`convert::ImageResolver`]), and never
+//! runs anything.
+//!
+//! Start reading at [`load`], which runs the first four layers; then [`parser::parse`],
+//! [`instructions`], [`stages::resolve`] and [`convert::convert`].
 //!
 //! Every error carries a [`Span`] into the original source, so the binary can print the file,
 //! line and column with a caret under the offending text.
 
 #![deny(missing_docs)]
 
+pub mod convert;
 pub mod instructions;
 pub mod parser;
 pub mod shell;
@@ -45,6 +50,10 @@ pub enum Error {
     /// The stages do not form a valid graph, or a variable could not be expanded.
     #[error(transparent)]
     Stage(#[from] stages::Error),
+    /// The stages could not be turned into an op graph (an unknown base image, a bad
+    /// `--checksum`, ...).
+    #[error(transparent)]
+    Convert(#[from] convert::Error),
 }
 
 impl Error {
@@ -54,6 +63,7 @@ impl Error {
             Error::Parse(err) => err.span(),
             Error::Instruction(err) => err.span(),
             Error::Stage(err) => err.span(),
+            Error::Convert(err) => err.span(),
         }
     }
 }

@@ -33,6 +33,8 @@
 //! # What is not encoded
 //!
 //! - [`OpMetadata`](crate::OpMetadata): names, source locations, `ignore_cache`.
+//! - [`ExecMeta::proxy_env`](crate::ExecMeta::proxy_env): `HTTP_PROXY` and friends reach the
+//!   process but never identify it (BuildKit's `ProxyEnv` is likewise kept out of cache keys).
 //! - Anything resolved later: image manifest digests (unless pinned in the reference), secret
 //!   contents, the contents of local sources. Those enter the *cache key* (architecture §B3),
 //!   not the node digest.
@@ -60,6 +62,15 @@ impl Node {
                 SCHEMA_KEY.to_owned(),
                 Value::String(SCHEMA_VERSION.to_owned()),
             );
+            // Proxy settings are not part of what a RUN *is* (BuildKit keeps them out of the
+            // cache key too): drop them so that builds behind different proxies share nodes.
+            if let Some(Value::Object(meta)) = map
+                .get_mut("op")
+                .and_then(|op| op.get_mut("exec"))
+                .and_then(|exec| exec.get_mut("meta"))
+            {
+                meta.remove("proxy_env");
+            }
         }
         let value = sorted(value);
         debug_assert!(

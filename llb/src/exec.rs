@@ -34,6 +34,12 @@ pub struct ExecMeta {
     pub user: String,
     /// The hostname; `None` leaves the executor's default.
     pub hostname: Option<String>,
+    /// Proxy settings from `--build-arg HTTP_PROXY=…` and friends, as `KEY=value`. The process
+    /// sees them after `env`, but they are deliberately left out of the node digest (see
+    /// [`crate::encoding`]) and so of every cache key, as BuildKit's `ProxyEnv`; they never
+    /// reach the image config or history.
+    #[serde(default)]
+    pub proxy_env: Vec<String>,
 }
 
 /// One mount of an [`ExecOp`].

@@ -21,6 +21,9 @@ pub struct ImageConfig {
     /// When the image was created, RFC 3339 (`SOURCE_DATE_EPOCH` when set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// The image's author (`MAINTAINER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
     /// CPU architecture in Go's naming (`amd64`, `arm64`).
     pub architecture: String,
     /// Operating system (`linux`).

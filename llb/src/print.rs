@@ -209,6 +209,7 @@ mod tests {
               "A=1"
             ],
             "hostname": null,
+            "proxy_env": [],
             "user": ""
           },
           "mounts": [

@@ -81,6 +81,7 @@ fn cases() -> Vec<(&'static str, Node)> {
                 cwd: "/src".into(),
                 user: "builder:1000".into(),
                 hostname: None,
+                proxy_env: Vec::new(),
             },
             mounts: vec![
                 mount(Some(0), "/", None, false, Some(0), MountKind::Bind),
@@ -125,6 +126,7 @@ fn cases() -> Vec<(&'static str, Node)> {
                 cwd: "/".into(),
                 user: String::new(),
                 hostname: Some("build".into()),
+                proxy_env: Vec::new(),
             },
             mounts: vec![
                 mount(Some(0), "/", None, false, Some(0), MountKind::Bind),

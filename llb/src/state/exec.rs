@@ -17,6 +17,7 @@ pub struct ExecSpec {
     network: NetMode,
     security: SecurityMode,
     hostname: Option<String>,
+    proxy_env: Vec<String>,
 }
 
 /// An extra mount of an exec, before marshaling.
@@ -51,6 +52,7 @@ impl ExecSpec {
             network: NetMode::default(),
             security: SecurityMode::default(),
             hostname: None,
+            proxy_env: Vec::new(),
         }
     }
 
@@ -69,6 +71,12 @@ impl ExecSpec {
     /// Sets the security mode (`RUN --security=`).
     pub fn security(mut self, security: SecurityMode) -> Self {
         self.security = security;
+        self
+    }
+
+    /// Sets the proxy variables (`KEY=value`) the process sees; they stay out of cache keys.
+    pub fn proxy_env(mut self, env: Vec<String>) -> Self {
+        self.proxy_env = env;
         self
     }
 
@@ -201,6 +209,7 @@ impl State {
                 cwd: self.cwd().to_owned(),
                 user: self.user().to_owned(),
                 hostname: spec.hostname,
+                proxy_env: spec.proxy_env,
             },
             mounts,
             network: spec.network,

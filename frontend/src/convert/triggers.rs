@@ -1,0 +1,92 @@
+//! ONBUILD triggers stored in a base *image*'s config: BuildKit runs them first in every stage
+//! built `FROM` that image (`initOnBuildTriggers`), parsing each text again, and does not pass
+//! them on. Triggers of a base *stage* are handled by [`crate::stages`]; these need the image
+//! config, so the converter puts them in front of the stage's commands and resolves again.
+
+use crate::instructions::{self, Dockerfile};
+use crate::parser::{self, Node};
+use crate::stages::{Base, StageGraph};
+
+use super::error::Error;
+use super::images::{Memo, llb_platform};
+
+/// A Dockerfile with image triggers put first in their stages.
+pub(super) struct Injected {
+    /// The Dockerfile to resolve and convert instead.
+    pub(super) dockerfile: Dockerfile,
+    /// Per stage index: how many of its first commands are image triggers.
+    pub(super) counts: Vec<usize>,
+}
+
+/// Points every span of `node` at the FROM that runs it, as BuildKit resets a trigger's
+/// location to the stage's.
+fn relocate(node: &mut Node, origin: &instructions::Origin) {
+    node.span = origin.span;
+    node.keyword_span = origin.span;
+    node.start_line = origin.start_line;
+    node.end_line = origin.end_line;
+    node.flags.iter_mut().for_each(|f| f.span = origin.span);
+    node.args.iter_mut().for_each(|a| a.span = origin.span);
+    node.heredocs.iter_mut().for_each(|h| h.span = origin.span);
+    if let Some(inner) = node.onbuild.as_deref_mut() {
+        relocate(inner, origin);
+    }
+}
+
+/// `None` when no reachable image-based stage has triggers.
+pub(super) fn inject(
+    df: &Dockerfile,
+    graph: &StageGraph,
+    memo: &Memo<'_>,
+) -> Result<Option<Injected>, Error> {
+    let mut out: Option<Injected> = None;
+    for rs in &graph.stages {
+        let Base::Image { reference } = &rs.base else {
+            continue;
+        };
+        let Ok(parsed) = dray_llb::ImageRef::parse(reference) else {
+            continue; // reported when the stage is converted
+        };
+        let Some(config) = memo.peek(&parsed, &llb_platform(&rs.platform)) else {
+            continue;
+        };
+        let triggers = config.config.on_build.unwrap_or_default();
+        if triggers.is_empty() {
+            continue;
+        }
+        let fail = |trigger: &str, source: crate::Error| Error::ImageTrigger {
+            trigger: trigger.to_owned(),
+            reference: parsed.to_string(),
+            source: Box::new(source),
+            span: rs.origin.span,
+        };
+        let mut commands = Vec::with_capacity(triggers.len());
+        for trigger in &triggers {
+            let mut ast = parser::parse(trigger.as_bytes()).map_err(|e| fail(trigger, e.into()))?;
+            if ast.instructions.len() != 1 {
+                let span = rs.origin.span;
+                return Err(fail(
+                    trigger,
+                    crate::stages::Error::OnbuildTrigger {
+                        expression: trigger.clone(),
+                        reason: crate::stages::TriggerError::NotSingle,
+                        span,
+                    }
+                    .into(),
+                ));
+            }
+            let mut node = ast.instructions.remove(0);
+            relocate(&mut node, &rs.origin);
+            commands.push(instructions::parse_command(&node).map_err(|e| fail(trigger, e.into()))?);
+        }
+        let injected = out.get_or_insert_with(|| Injected {
+            dockerfile: df.clone(),
+            counts: vec![0; df.stages.len()],
+        });
+        if let Some(stage) = injected.dockerfile.stages.get_mut(rs.index) {
+            stage.commands.splice(0..0, commands);
+            injected.counts[rs.index] = triggers.len();
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,358 @@
+//! Content digests of paths in a tree: the content part of `COPY`'s cache key
+//! (architecture B3 rule 5, after BuildKit's `cache/contenthash`).
+//!
+//! [`checksum`] hashes what a [`Selector`] picks in a [`Tree`]: a file's metadata header and
+//! bytes, a directory's header and sorted entries, or the matches of a wildcard with their
+//! names. **Modification times are never hashed**, so touching a file, a fresh checkout or a
+//! new context transfer does not invalidate a `COPY`; owner ids are hashed only when asked
+//! ([`Selector::owner`]; the build context's are not, as BuildKit resets them).
+//!
+//! File bytes are hashed once per file state: a [`Memo`] keyed by path and [`FileStamp`]
+//! (device, inode, size, mtime, ctime — git's index rule) returns the content digest of an
+//! unchanged file without opening it, so a no-op rebuild reads no file bytes.
+//!
+//! # Preimage (schema `v1`)
+//!
+//! Every digest is SHA-256. `‖` is concatenation, `hex` lowercase hex, numbers are decimal
+//! ASCII, and each header field is `name=value` followed by a NUL byte, in this order:
+//!
+//! | field | present for | value |
+//! |---|---|---|
+//! | `type` | all | `file`, `dir`, `symlink`, `char`, `block`, `fifo`, `socket` |
+//! | `mode` | all | octal permission **and** setuid/setgid/sticky bits (`st_mode & 0o7777`), e.g. `4755` |
+//! | `uid`, `gid` | all, only with [`Selector::owner`] | owner ids |
+//! | `size` | `file` | size in bytes |
+//! | `link` | `symlink` | the target, verbatim bytes |
+//! | `devmajor`, `devminor` | `char`, `block` | device numbers |
+//! | `xattr.<name>` | each xattr, sorted by name | hex of the value; `security.*` left out except `security.capability`, `system.*` and `trusted.overlay.*` left out |
+//!
+//! Never hashed: mtime, atime, ctime, inode, link count, the entry's own name (its parent
+//! hashes that).
+//!
+//! | what | digest |
+//! |---|---|
+//! | content of a file | `sha256(bytes)` (this is what the [`Memo`] stores) |
+//! | file | `sha256("v1\0" ‖ header ‖ "content=" ‖ hex(content digest) ‖ "\0")` |
+//! | symlink, device, fifo, socket | `sha256("v1\0" ‖ header)` |
+//! | directory | `sha256("v1\0" ‖ header ‖ for each entry, sorted by name bytes: name ‖ "\0" ‖ entry digest (32 raw bytes))` |
+//! | selector, plain path | the digest of the entry at the (resolved) path |
+//! | selector, wildcard | `sha256("v1-wildcard\0" ‖ for each match in sorted order: path ‖ "\0" ‖ digest (32 bytes))`, `path` relative to the tree root; no match hashes the empty list |
+//!
+//! With include/exclude patterns, a directory's entry list holds only selected entries; a
+//! directory that is not itself selected but holds selected entries keeps its header. A
+//! selected path that does not exist is an error ([`Error::NotFound`]).
+//!
+//! Changing anything here changes every key: bump `v1` and the golden digests in
+//! `tests/contenthash.rs` together.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fileop::has_wildcards;
+use crate::select::{Filter, Selection};
+use crate::sys::{clean_lexical, shown};
+use crate::tree::{FileKind, Metadata, Tree};
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, without an algorithm prefix.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    /// `sha256:<hex>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// What to hash in a tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selector {
+    /// The path (absolute or relative to the tree root); resolved inside the tree.
+    pub path: String,
+    /// Follow a symlink at `path` itself (else the link is hashed as a link).
+    pub follow_links: bool,
+    /// `path` may contain wildcards (as `COPY`'s `allow_wildcard`).
+    pub wildcard: bool,
+    /// Only hash paths below `path` matching these (`.dockerignore` syntax, relative to
+    /// `path`).
+    pub include_patterns: Vec<String>,
+    /// Leave out paths below `path` matching these.
+    pub exclude_patterns: Vec<String>,
+    /// Hash uid and gid. Off for the build context, whose owners the copy resets.
+    pub owner: bool,
+}
+
+/// The state of a file that decides whether its content digest can be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    /// `st_dev`.
+    pub dev: u64,
+    /// `st_ino`.
+    pub ino: u64,
+    /// `st_size`.
+    pub size: u64,
+    /// `st_mtime` in nanoseconds.
+    pub mtime_ns: i64,
+    /// `st_ctime` in nanoseconds (changes on any write or metadata change).
+    pub ctime_ns: i64,
+}
+
+impl FileStamp {
+    /// The stamp of an entry.
+    pub fn of(meta: &Metadata) -> FileStamp {
+        FileStamp {
+            dev: meta.dev,
+            ino: meta.ino,
+            size: meta.size,
+            mtime_ns: meta.mtime_ns,
+            ctime_ns: meta.ctime_ns,
+        }
+    }
+}
+
+/// A store of file content digests, so unchanged files are not read again. The solver keeps
+/// one in its database; [`HashMapMemo`] is the in-memory one.
+pub trait Memo {
+    /// The content digest recorded for `path` (a tree path) if it was recorded with exactly
+    /// this `stamp`.
+    fn get(&mut self, path: &Path, stamp: &FileStamp) -> Option<Digest>;
+    /// Records the content digest of `path` at `stamp`.
+    fn put(&mut self, path: &Path, stamp: &FileStamp, digest: Digest);
+}
+
+/// A [`Memo`] in a `HashMap`, for one process.
+#[derive(Debug, Clone, Default)]
+pub struct HashMapMemo {
+    entries: HashMap<PathBuf, (FileStamp, Digest)>,
+}
+
+impl HashMapMemo {
+    /// An empty memo.
+    pub fn new() -> HashMapMemo {
+        HashMapMemo::default()
+    }
+
+    /// How many files are recorded.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl Memo for HashMapMemo {
+    fn get(&mut self, path: &Path, stamp: &FileStamp) -> Option<Digest> {
+        match self.entries.get(path) {
+            Some((s, d)) if s == stamp => Some(*d),
+            _ => None,
+        }
+    }
+
+    fn put(&mut self, path: &Path, stamp: &FileStamp, digest: Digest) {
+        self.entries.insert(path.to_owned(), (*stamp, digest));
+    }
+}
+
+/// A [`Memo`] that remembers nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMemo;
+
+impl Memo for NoMemo {
+    fn get(&mut self, _: &Path, _: &FileStamp) -> Option<Digest> {
+        None
+    }
+    fn put(&mut self, _: &Path, _: &FileStamp, _: Digest) {}
+}
+
+/// The digest of what `selector` picks in `tree` (see the [module docs](self) for the exact
+/// preimage).
+pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Result<Digest> {
+    let hasher = Hasher {
+        tree,
+        filter: Filter::new(&selector.include_patterns, &selector.exclude_patterns)?,
+        owner: selector.owner,
+    };
+    if selector.wildcard && has_wildcards(&selector.path) {
+        let matches = crate::fileop::wildcard_matches(tree, &selector.path, selector.follow_links)?;
+        let mut h = Sha256::new();
+        h.update(b"v1-wildcard\0");
+        for path in matches {
+            let resolved = tree.resolve(&path, selector.follow_links)?;
+            let meta = tree.lstat(&resolved)?.ok_or_else(|| Error::NotFound {
+                path: shown(&resolved),
+            })?;
+            let digest = hasher.entry(&resolved, &meta, Path::new(""), memo)?;
+            h.update(path.as_os_str().as_encoded_bytes());
+            h.update(b"\0");
+            h.update(digest.unwrap_or(Digest([0; 32])).0);
+        }
+        return Ok(Digest(h.finalize().into()));
+    }
+    let path = tree.resolve(Path::new(&selector.path), selector.follow_links)?;
+    let meta = tree.lstat(&path)?.ok_or_else(|| Error::NotFound {
+        path: shown(&clean_lexical(Path::new(&selector.path))),
+    })?;
+    let digest = hasher.entry(&path, &meta, Path::new(""), memo)?;
+    // The selected root itself is always taken, so there is a digest.
+    Ok(digest.unwrap_or(Digest([0; 32])))
+}
+
+/// The content digest of a file alone: `sha256(bytes)`, through the memo.
+pub fn file_content(
+    tree: &dyn Tree,
+    path: &Path,
+    meta: &Metadata,
+    memo: &mut dyn Memo,
+) -> Result<Digest> {
+    let stamp = FileStamp::of(meta);
+    if let Some(d) = memo.get(path, &stamp) {
+        return Ok(d);
+    }
+    let mut file = tree.open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", shown(path))(e)),
+        }
+    }
+    let d = Digest(h.finalize().into());
+    memo.put(path, &stamp, d);
+    Ok(d)
+}
+
+struct Hasher<'t> {
+    tree: &'t dyn Tree,
+    filter: Filter,
+    owner: bool,
+}
+
+fn field(h: &mut Sha256, name: &str, value: &[u8]) {
+    h.update(name.as_bytes());
+    h.update(b"=");
+    h.update(value);
+    h.update(b"\0");
+}
+
+/// Whether an xattr takes part in the hash (architecture B3 rule 5).
+fn hashed_xattr(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    if name.starts_with(b"security.") {
+        return name == b"security.capability";
+    }
+    !name.starts_with(b"system.") && !name.starts_with(b"trusted.overlay.")
+}
+
+impl Hasher<'_> {
+    fn header(&self, h: &mut Sha256, path: &Path, meta: &Metadata) -> Result<()> {
+        h.update(b"v1\0");
+        let kind = match meta.kind {
+            FileKind::File => "file",
+            FileKind::Dir => "dir",
+            FileKind::Symlink => "symlink",
+            FileKind::CharDevice => "char",
+            FileKind::BlockDevice => "block",
+            FileKind::Fifo => "fifo",
+            FileKind::Socket => "socket",
+        };
+        field(h, "type", kind.as_bytes());
+        field(h, "mode", format!("{:o}", meta.mode & 0o7777).as_bytes());
+        if self.owner {
+            field(h, "uid", meta.uid.to_string().as_bytes());
+            field(h, "gid", meta.gid.to_string().as_bytes());
+        }
+        match meta.kind {
+            FileKind::File => field(h, "size", meta.size.to_string().as_bytes()),
+            FileKind::Symlink => {
+                let target = self.tree.read_link(path)?;
+                field(h, "link", target.as_os_str().as_encoded_bytes());
+            }
+            FileKind::CharDevice | FileKind::BlockDevice => {
+                let dev = meta.rdev;
+                let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+                field(h, "devmajor", major.to_string().as_bytes());
+                field(h, "devminor", minor.to_string().as_bytes());
+            }
+            _ => {}
+        }
+        for (name, value) in self.tree.xattrs(path)? {
+            if hashed_xattr(&name) {
+                let key = format!("xattr.{}", name.to_string_lossy());
+                field(h, &key, hex::encode(value).as_bytes());
+            }
+        }
+        Ok(())
+    }
+
+    /// The digest of the entry at `path` (`rel` to the selected root), or `None` when the
+    /// filter leaves it (and everything in it) out.
+    fn entry(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        rel: &Path,
+        memo: &mut dyn Memo,
+    ) -> Result<Option<Digest>> {
+        let selection = self.filter.select(rel, meta.is_dir());
+        if selection == Selection::Skip {
+            return Ok(None);
+        }
+        let mut h = Sha256::new();
+        match meta.kind {
+            FileKind::File => {
+                let content = file_content(self.tree, path, meta, memo)?;
+                self.header(&mut h, path, meta)?;
+                field(&mut h, "content", content.to_hex().as_bytes());
+            }
+            FileKind::Dir => {
+                self.header(&mut h, path, meta)?;
+                let mut any = false;
+                for child in self.tree.read_dir(path)? {
+                    let child_path = path.join(&child.name);
+                    let child_rel = rel.join(&child.name);
+                    if let Some(d) = self.entry(&child_path, &child.metadata, &child_rel, memo)? {
+                        any = true;
+                        h.update(child.name.as_encoded_bytes());
+                        h.update(b"\0");
+                        h.update(d.0);
+                    }
+                }
+                if selection == Selection::Descend && !any {
+                    return Ok(None);
+                }
+            }
+            _ => self.header(&mut h, path, meta)?,
+        }
+        Ok(Some(Digest(h.finalize().into())))
+    }
+}

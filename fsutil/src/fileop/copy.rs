@@ -1,0 +1,290 @@
+//! `Copy`: BuildKit's `docopy` and fsutil's `copy.Copy`, writing into an upper layer.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::chmod::ModeSpec;
+use super::upper::{NewDir, Slot, Upper};
+use super::user::Owner;
+use super::wildcard::{has_wildcards, resolve_wildcards};
+use super::{Copy, Mode};
+use crate::error::{Error, Result};
+use crate::select::{Filter, Selection};
+use crate::sys::{clean_lexical, shown};
+use crate::tree::{FileKind, Metadata, Tree};
+
+fn secs(t: i64) -> i64 {
+    t.saturating_mul(1_000_000_000)
+}
+
+enum ModeChange {
+    Octal(u32),
+    Spec(ModeSpec),
+}
+
+/// A directory on the way to an included entry, created only once something below it is.
+struct Pending {
+    src: PathBuf,
+    meta: Metadata,
+    target: PathBuf,
+    done: bool,
+}
+
+struct Copier<'s, 'u, 'l> {
+    src: &'s dyn Tree,
+    up: &'u mut Upper<'l>,
+    owner: Option<Owner>,
+    mode: Option<ModeChange>,
+    timestamp: Option<i64>,
+    filter: Filter,
+    replace: bool,
+    /// Source `(dev, ino)` of multiply-linked files → where the first copy went.
+    inodes: HashMap<(u64, u64), PathBuf>,
+}
+
+pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
+    let mode = match &c.mode {
+        None => None,
+        Some(Mode::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
+        Some(Mode::Symbolic(spec)) => Some(ModeChange::Spec(ModeSpec::parse(spec)?)),
+    };
+    let filter = Filter::new(&c.include_patterns, &c.exclude_patterns)?;
+    let new_dir = NewDir {
+        mode: 0o755,
+        owner: c.owner.unwrap_or_default(),
+        timestamp: c.timestamp,
+    };
+    let dest_is_dir = c.parents
+        || c.dest.is_empty()
+        || c.dest.ends_with('/')
+        || c.dest.ends_with("/.")
+        || c.dest == ".";
+
+    let dest = up.resolve(Path::new(&c.dest), true)?;
+    if !c.create_dest_path {
+        let parent = dest.parent().unwrap_or(Path::new(""));
+        if up.merged().lstat(parent)?.is_none() {
+            return Err(Error::NotFound {
+                path: shown(&clean_lexical(Path::new(&c.dest))),
+            });
+        }
+    }
+
+    let sources: Vec<PathBuf> = if c.allow_wildcard && has_wildcards(&c.src) {
+        let matches = resolve_wildcards(src, &c.src, c.follow_symlinks)?;
+        if matches.is_empty() {
+            if c.allow_empty_wildcard {
+                return Ok(());
+            }
+            return Err(Error::NoWildcardMatch {
+                pattern: c.src.clone(),
+            });
+        }
+        matches
+    } else {
+        vec![PathBuf::from(&c.src)]
+    };
+
+    // fsutil's `ensureDstPath`: the destination directory, or the target's parent.
+    let ensure = if dest_is_dir {
+        dest.clone()
+    } else {
+        dest.parent().unwrap_or(Path::new("")).to_owned()
+    };
+    up.ensure_dir(&ensure, &new_dir)?;
+
+    let pivot = match (c.parents, c.src.find("/./")) {
+        (true, Some(at)) => src.resolve(Path::new(&c.src[..at]), true)?,
+        _ => PathBuf::new(),
+    };
+
+    let mut copier = Copier {
+        src,
+        up,
+        owner: c.owner,
+        mode,
+        timestamp: c.timestamp,
+        filter,
+        replace: c.always_replace_existing,
+        inodes: HashMap::new(),
+    };
+    for source in sources {
+        let followed = src.resolve(&source, c.follow_symlinks)?;
+        let meta = src.lstat(&followed)?.ok_or_else(|| Error::NotFound {
+            path: shown(&clean_lexical(&source)),
+        })?;
+        let base = clean_lexical(&source)
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_default();
+        let target = if c.parents {
+            copier.parents_target(&followed, &pivot, &dest)?.join(&base)
+        } else {
+            let dest_meta = copier.up.merged().lstat(&dest)?;
+            let dest_dir = dest_meta.as_ref().is_some_and(Metadata::is_dir);
+            let into = (!c.dir_copy_contents && meta.is_dir() && dest_meta.is_some())
+                || (!meta.is_dir() && dest_dir);
+            let target = if into { dest.join(&base) } else { dest.clone() };
+            let parent = if c.dir_copy_contents && meta.is_dir() && dest_meta.is_none() {
+                target.clone()
+            } else {
+                target.parent().unwrap_or(Path::new("")).to_owned()
+            };
+            copier.up.ensure_dir(&parent, &new_dir)?;
+            target
+        };
+        copier.copy_entry(
+            &followed,
+            &meta,
+            Path::new(""),
+            &target,
+            false,
+            &mut Vec::new(),
+        )?;
+    }
+    Ok(())
+}
+
+impl Copier<'_, '_, '_> {
+    /// For `--parents`: creates `dest/<source's parent dirs below the pivot>` with the
+    /// source directories' metadata, and returns it.
+    fn parents_target(&mut self, source: &Path, pivot: &Path, dest: &Path) -> Result<PathBuf> {
+        let parent = source.parent().unwrap_or(Path::new(""));
+        let rel = parent.strip_prefix(pivot).unwrap_or(Path::new(""));
+        let mut pending = Vec::new();
+        let mut src_dir = pivot.to_owned();
+        let mut target = dest.to_owned();
+        for comp in rel.iter() {
+            src_dir.push(comp);
+            target.push(comp);
+            let meta = self.src.lstat(&src_dir)?.ok_or_else(|| Error::NotFound {
+                path: shown(&src_dir),
+            })?;
+            pending.push(Pending {
+                src: src_dir.clone(),
+                meta,
+                target: target.clone(),
+                done: false,
+            });
+        }
+        self.flush(&mut pending)?;
+        Ok(target)
+    }
+
+    /// Creates the pending directories not created yet, outermost first.
+    fn flush(&mut self, pending: &mut [Pending]) -> Result<()> {
+        for p in pending.iter_mut().filter(|p| !p.done) {
+            if self.up.prepare(&p.target, true, self.replace)? == Slot::Empty {
+                self.up.create_dir(&p.target, 0o700, Owner::default())?;
+                self.apply_meta(&p.src, &p.meta, &p.target)?;
+            }
+            p.done = true;
+        }
+        Ok(())
+    }
+
+    fn copy_entry(
+        &mut self,
+        src_path: &Path,
+        meta: &Metadata,
+        rel: &Path,
+        target: &Path,
+        overwrite_meta: bool,
+        pending: &mut Vec<Pending>,
+    ) -> Result<()> {
+        match self.filter.select(rel, meta.is_dir()) {
+            Selection::Skip => return Ok(()),
+            Selection::Take => {}
+            Selection::Descend => {
+                pending.push(Pending {
+                    src: src_path.to_owned(),
+                    meta: meta.clone(),
+                    target: target.to_owned(),
+                    done: false,
+                });
+                for entry in self.src.read_dir(src_path)? {
+                    self.copy_entry(
+                        &src_path.join(&entry.name),
+                        &entry.metadata,
+                        &rel.join(&entry.name),
+                        &target.join(&entry.name),
+                        true,
+                        pending,
+                    )?;
+                }
+                pending.pop();
+                return Ok(());
+            }
+        }
+        self.flush(pending)?;
+        match meta.kind {
+            FileKind::Dir => {
+                let created = self.up.prepare(target, true, self.replace)? == Slot::Empty;
+                if created {
+                    self.up.create_dir(target, 0o700, Owner::default())?;
+                }
+                let mut inner = Vec::new();
+                for entry in self.src.read_dir(src_path)? {
+                    self.copy_entry(
+                        &src_path.join(&entry.name),
+                        &entry.metadata,
+                        &rel.join(&entry.name),
+                        &target.join(&entry.name),
+                        true,
+                        &mut inner,
+                    )?;
+                }
+                if created || overwrite_meta {
+                    self.apply_meta(src_path, meta, target)?;
+                }
+                Ok(())
+            }
+            FileKind::File => {
+                self.up.prepare(target, false, self.replace)?;
+                if meta.nlink > 1 {
+                    if let Some(first) = self.inodes.get(&(meta.dev, meta.ino)) {
+                        let first = first.clone();
+                        return self.up.create_hardlink(target, &first);
+                    }
+                    self.inodes.insert((meta.dev, meta.ino), target.to_owned());
+                }
+                let mut from = self.src.open(src_path)?;
+                let mut to = self.up.create_file(target)?;
+                io::copy(&mut from, &mut to).map_err(Error::io("copy to", shown(target)))?;
+                drop(to);
+                self.apply_meta(src_path, meta, target)
+            }
+            FileKind::Symlink => {
+                self.up.prepare(target, false, self.replace)?;
+                let link = self.src.read_link(src_path)?;
+                self.up.create_symlink(target, &link)?;
+                self.apply_meta(src_path, meta, target)
+            }
+            FileKind::CharDevice | FileKind::BlockDevice | FileKind::Fifo | FileKind::Socket => {
+                self.up.prepare(target, false, self.replace)?;
+                self.up.create_node(target, meta.kind, meta.rdev)?;
+                self.apply_meta(src_path, meta, target)
+            }
+        }
+    }
+
+    /// fsutil's `copyFileInfo` + `copyXAttrs`: owner, mode, times, then xattrs (after
+    /// `chown`, which would clear `security.capability`).
+    fn apply_meta(&mut self, src_path: &Path, meta: &Metadata, target: &Path) -> Result<()> {
+        let (uid, gid) = self.owner.map_or((meta.uid, meta.gid), |o| (o.uid, o.gid));
+        let mode = match &self.mode {
+            None => meta.mode,
+            Some(ModeChange::Octal(m)) => *m,
+            Some(ModeChange::Spec(spec)) => spec.apply(meta.mode, meta.is_dir()),
+        };
+        self.up
+            .set_owner_mode(target, uid, gid, Some(mode), meta.kind)?;
+        let (atime, mtime) = self
+            .timestamp
+            .map_or((meta.atime_ns, meta.mtime_ns), |t| (secs(t), secs(t)));
+        self.up.set_times(target, meta.kind, atime, mtime)?;
+        let xattrs = self.src.xattrs(src_path)?;
+        self.up.set_xattrs(target, &xattrs)
+    }
+}

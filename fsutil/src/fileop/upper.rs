@@ -1,0 +1,348 @@
+//! The writer of a new layer: every change goes into the upper directory, in overlayfs form.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
+
+use super::user::Owner;
+use crate::error::{Error, Result};
+use crate::sys::{DirFd, Resolve, shown, split};
+use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree};
+
+/// How to make a directory that does not exist yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewDir {
+    pub(crate) mode: u32,
+    pub(crate) owner: Owner,
+    /// Seconds since the epoch; `None` leaves the creation time.
+    pub(crate) timestamp: Option<i64>,
+}
+
+/// What is at a destination path before an entry is written there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// Nothing visible: create the entry.
+    Empty,
+    /// A directory is visible and a directory is wanted: it is in `upper` now (copied up if
+    /// it was only in `lower`).
+    ExistingDir,
+}
+
+pub(crate) struct Upper<'a> {
+    root: DirFd,
+    lower: &'a ChainTree,
+    merged: ChainTree,
+    /// Directory times to set once all writes are done (creating entries changes them).
+    dir_times: BTreeMap<PathBuf, (i64, i64)>,
+}
+
+fn errno_io(e: rustix::io::Errno) -> std::io::Error {
+    e.into()
+}
+
+fn ts(ns: i64) -> Timespec {
+    Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    }
+}
+
+impl<'a> Upper<'a> {
+    pub(crate) fn new(upper: &Path, lower: &'a ChainTree) -> Result<Upper<'a>> {
+        Ok(Upper {
+            root: DirFd::open_host(upper)?,
+            lower,
+            merged: lower.with_top(upper)?,
+            dir_times: BTreeMap::new(),
+        })
+    }
+
+    /// The destination as it looks now: upper over lower.
+    pub(crate) fn merged(&self) -> &ChainTree {
+        &self.merged
+    }
+
+    /// Resolves a destination path in the merged view (see the module docs).
+    pub(crate) fn resolve(&self, path: &Path, follow_final: bool) -> Result<PathBuf> {
+        self.merged.resolve(path, follow_final)
+    }
+
+    /// The entry at `path` in the upper layer alone (whiteouts included).
+    fn upper_lstat(&self, path: &Path) -> Result<Option<Metadata>> {
+        self.merged.layer_lstat(0, path)
+    }
+
+    /// The parent of `path` in upper (which must exist there) and `path`'s name.
+    fn parent(&self, path: &Path) -> Result<(DirFd, OsString)> {
+        let (parent, name) = split(path).ok_or_else(|| Error::InvalidPath { path: shown(path) })?;
+        let dir = self
+            .root
+            .open_dir(parent, Resolve::NoSymlinks)
+            .map_err(|e| Error::io("open", shown(parent))(errno_io(e)))?;
+        Ok((dir, name.to_owned()))
+    }
+
+    /// Makes every component of `path` a directory in upper: copies up the ones only in
+    /// lower, creates missing ones as `new` says.
+    pub(crate) fn ensure_dir(&mut self, path: &Path, new: &NewDir) -> Result<()> {
+        let mut prefix = PathBuf::new();
+        for comp in path.iter() {
+            prefix.push(comp);
+            self.ensure_one_dir(&prefix, new)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_one_dir(&mut self, path: &Path, new: &NewDir) -> Result<()> {
+        match self.merged.lookup(path)? {
+            Some((0, meta)) if meta.is_dir() => Ok(()),
+            Some((_, meta)) if meta.is_dir() => self.copy_up_dir(path, &meta),
+            Some(_) => Err(Error::NotADirectory { path: shown(path) }),
+            None => {
+                self.create_dir(path, new.mode, new.owner)?;
+                if let Some(t) = new.timestamp {
+                    self.set_dir_times(path, t * 1_000_000_000, t * 1_000_000_000);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Creates `path` in upper as a copy of lower's directory (metadata only).
+    fn copy_up_dir(&mut self, path: &Path, meta: &Metadata) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
+        self.set_owner_mode(path, meta.uid, meta.gid, Some(meta.mode), FileKind::Dir)?;
+        let xattrs = self.lower.xattrs(path)?;
+        self.set_xattrs(path, &xattrs)?;
+        self.set_dir_times(path, meta.atime_ns, meta.mtime_ns);
+        Ok(())
+    }
+
+    /// Creates a new, empty directory at `path` (nothing visible there; the parent is in
+    /// upper). It is made opaque if lower has something at `path`.
+    pub(crate) fn create_dir(&mut self, path: &Path, mode: u32, owner: Owner) -> Result<()> {
+        self.clear_upper(path)?;
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
+        if self.lower.lookup(path)?.is_some() {
+            xattr::set(dir.proc_path(Some(&name)), OVERLAY_OPAQUE_XATTR, b"y")
+                .map_err(Error::io("mark opaque", shown(path)))?;
+        }
+        self.set_owner_mode(path, owner.uid, owner.gid, Some(mode), FileKind::Dir)
+    }
+
+    /// Removes whatever upper has at `path` (an entry or a whiteout), recursively.
+    fn clear_upper(&mut self, path: &Path) -> Result<()> {
+        let Some(meta) = self.upper_lstat(path)? else {
+            return Ok(());
+        };
+        let (dir, name) = self.parent(path)?;
+        if meta.is_dir() {
+            std::fs::remove_dir_all(dir.proc_path(Some(&name)))
+                .map_err(Error::io("remove", shown(path)))?;
+            let prefix = path.to_owned();
+            self.dir_times.retain(|p, _| !p.starts_with(&prefix));
+        } else {
+            rustix::fs::unlinkat(dir.fd(), &name, AtFlags::empty())
+                .map_err(|e| Error::io("remove", shown(path))(errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Gets `path` ready for a new entry of the given kind (`path`'s parent must already be
+    /// in upper). `replace` allows a file to replace a directory and the other way round.
+    pub(crate) fn prepare(&mut self, path: &Path, want_dir: bool, replace: bool) -> Result<Slot> {
+        if path.as_os_str().is_empty() {
+            return if want_dir {
+                Ok(Slot::ExistingDir)
+            } else {
+                Err(Error::ReplaceDirectory { path: shown(path) })
+            };
+        }
+        match self.merged.lookup(path)? {
+            None => Ok(Slot::Empty),
+            Some((layer, meta)) if meta.is_dir() => {
+                if want_dir {
+                    if layer != 0 {
+                        self.copy_up_dir(path, &meta)?;
+                    }
+                    return Ok(Slot::ExistingDir);
+                }
+                if !replace {
+                    return Err(Error::ReplaceDirectory { path: shown(path) });
+                }
+                // A non-directory in upper hides lower's directory entirely.
+                self.clear_upper(path)?;
+                Ok(Slot::Empty)
+            }
+            Some(_) => {
+                if want_dir && !replace {
+                    return Err(Error::CopyToNonDirectory { path: shown(path) });
+                }
+                self.clear_upper(path)?;
+                Ok(Slot::Empty)
+            }
+        }
+    }
+
+    /// Removes `path` from the merged view: from upper, and with a whiteout if lower has it.
+    pub(crate) fn remove(&mut self, path: &Path) -> Result<()> {
+        if path.as_os_str().is_empty() {
+            return Err(Error::InvalidPath { path: shown(path) });
+        }
+        self.clear_upper(path)?;
+        if self.lower.lookup(path)?.is_some() {
+            self.whiteout(path)?;
+        }
+        Ok(())
+    }
+
+    fn whiteout(&mut self, path: &Path) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        // overlayfs.rst: "A whiteout is created as a character device with 0/0 device
+        // number". mknod(2) needs CAP_MKNOD.
+        rustix::fs::mknodat(dir.fd(), &name, FileType::CharacterDevice, Mode::empty(), 0)
+            .map_err(|e| Error::io("create whiteout", shown(path))(errno_io(e)))
+    }
+
+    /// Creates a regular file (the slot must be empty) and returns it open for writing.
+    pub(crate) fn create_file(&mut self, path: &Path) -> Result<File> {
+        let (dir, name) = self.parent(path)?;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(dir.proc_path(Some(&name)))
+            .map_err(Error::io("create", shown(path)))
+    }
+
+    /// Creates a symlink (the slot must be empty).
+    pub(crate) fn create_symlink(&mut self, path: &Path, target: &Path) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::symlinkat(target, dir.fd(), &name)
+            .map_err(|e| Error::io("create symlink", shown(path))(errno_io(e)))
+    }
+
+    /// Creates a device node, fifo or socket (the slot must be empty).
+    pub(crate) fn create_node(&mut self, path: &Path, kind: FileKind, rdev: u64) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        let ft = match kind {
+            FileKind::CharDevice => FileType::CharacterDevice,
+            FileKind::BlockDevice => FileType::BlockDevice,
+            FileKind::Fifo => FileType::Fifo,
+            FileKind::Socket => FileType::Socket,
+            _ => return Err(Error::UnsupportedType { path: shown(path) }),
+        };
+        rustix::fs::mknodat(dir.fd(), &name, ft, Mode::from_raw_mode(0o600), rdev)
+            .map_err(|e| Error::io("create node", shown(path))(errno_io(e)))
+    }
+
+    /// Hard-links `path` to the upper entry `existing` (the slot must be empty).
+    pub(crate) fn create_hardlink(&mut self, path: &Path, existing: &Path) -> Result<()> {
+        let (from_dir, from_name) = self.parent(existing)?;
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::linkat(from_dir.fd(), &from_name, dir.fd(), &name, AtFlags::empty())
+            .map_err(|e| Error::io("create hard link", shown(path))(errno_io(e)))
+    }
+
+    /// Sets owner, then mode (not for symlinks). Owner first: `chown` clears setuid bits.
+    pub(crate) fn set_owner_mode(
+        &mut self,
+        path: &Path,
+        uid: u32,
+        gid: u32,
+        mode: Option<u32>,
+        kind: FileKind,
+    ) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::chownat(
+            dir.fd(),
+            &name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        if let Some(mode) = mode
+            && kind != FileKind::Symlink
+        {
+            // fchmodat(2) has no working AT_SYMLINK_NOFOLLOW; the entry is not a symlink
+            // (checked above) and its parent was reached without symlinks.
+            rustix::fs::chmodat(
+                dir.fd(),
+                &name,
+                Mode::from_raw_mode(mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(|e| Error::io("chmod", shown(path))(errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Sets access and modification times now (files, links) or at the end (directories).
+    pub(crate) fn set_times(
+        &mut self,
+        path: &Path,
+        kind: FileKind,
+        atime_ns: i64,
+        mtime_ns: i64,
+    ) -> Result<()> {
+        if kind == FileKind::Dir {
+            self.set_dir_times(path, atime_ns, mtime_ns);
+            return Ok(());
+        }
+        self.utimes(path, atime_ns, mtime_ns)
+    }
+
+    fn set_dir_times(&mut self, path: &Path, atime_ns: i64, mtime_ns: i64) {
+        self.dir_times.insert(path.to_owned(), (atime_ns, mtime_ns));
+    }
+
+    fn utimes(&self, path: &Path, atime_ns: i64, mtime_ns: i64) -> Result<()> {
+        let times = Timestamps {
+            last_access: ts(atime_ns),
+            last_modification: ts(mtime_ns),
+        };
+        if path.as_os_str().is_empty() {
+            return rustix::fs::utimensat(self.root.fd(), ".", &times, AtFlags::empty())
+                .map_err(|e| Error::io("set times of", shown(path))(errno_io(e)));
+        }
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::utimensat(dir.fd(), &name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("set times of", shown(path))(errno_io(e)))
+    }
+
+    /// Sets xattrs on `path`. `EPERM`/`EOPNOTSUPP` are skipped (BuildKit logs and goes on):
+    /// `trusted.*` needs `CAP_SYS_ADMIN`, and not every filesystem has xattrs.
+    pub(crate) fn set_xattrs(&mut self, path: &Path, xattrs: &[(OsString, Vec<u8>)]) -> Result<()> {
+        if xattrs.is_empty() {
+            return Ok(());
+        }
+        let (dir, name) = self.parent(path)?;
+        let proc = dir.proc_path(Some(&name));
+        for (key, value) in xattrs {
+            match xattr::set(&proc, key, value) {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(1) | Some(95)) => {}
+                Err(e) => return Err(Error::io("set xattrs of", shown(path))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Restores directory times changed by the writes.
+    pub(crate) fn finish(self) -> Result<()> {
+        for (path, (atime, mtime)) in &self.dir_times {
+            self.utimes(path, *atime, *mtime)?;
+        }
+        Ok(())
+    }
+}

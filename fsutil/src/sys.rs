@@ -1,0 +1,145 @@
+//! Kernel-enforced in-root path access.
+//!
+//! Every tree and layer directory is held open as an `O_PATH` descriptor. A path inside it is
+//! reached by opening its parent with `openat2(2)`, so that the kernel, not string handling,
+//! keeps the lookup inside the root:
+//!
+//! * source trees use `RESOLVE_IN_ROOT`: a symlink met on the way is resolved as if the tree
+//!   were `/` (an absolute target or `..` cannot leave it), which is exactly chroot semantics
+//!   (openat2(2), "RESOLVE_IN_ROOT");
+//! * destination layers use `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: the writer only ever asks
+//!   for paths whose components it made or checked to be directories, so any symlink there
+//!   means the layer changed under us, and the lookup fails instead of writing elsewhere.
+//!
+//! The final component is then used through the parent descriptor's `/proc/self/fd/<n>/<name>`
+//! path with the non-following (`l*`, `O_NOFOLLOW`) calls: the kernel follows the descriptor's
+//! magic link, not anything in the tree. This keeps the rest of the crate on std's file APIs.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::error::{Error, Result};
+
+/// An open directory: the root of a tree or layer, or a directory inside one.
+#[derive(Debug)]
+pub(crate) struct DirFd {
+    fd: OwnedFd,
+}
+
+/// How [`DirFd::open_dir`] resolves symlinks on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolve {
+    /// Symlinks are followed, clamped to the root (`RESOLVE_IN_ROOT`).
+    InRoot,
+    /// Any symlink is an error, and so is leaving the root (`RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS`).
+    NoSymlinks,
+}
+
+impl DirFd {
+    /// Opens a host directory (a context directory or a snapshot's `fs`).
+    pub(crate) fn open_host(path: &Path) -> Result<DirFd> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open directory", path)(e.into()))?;
+        Ok(DirFd { fd })
+    }
+
+    /// Opens the directory `rel` (relative, clean; empty for this directory itself).
+    pub(crate) fn open_dir(&self, rel: &Path, resolve: Resolve) -> rustix::io::Result<DirFd> {
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
+        let flags = match resolve {
+            Resolve::InRoot => ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            Resolve::NoSymlinks => ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        };
+        let fd = rustix::fs::openat2(
+            self.fd.as_fd(),
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            flags,
+        )?;
+        Ok(DirFd { fd })
+    }
+
+    /// The `/proc` path of this directory; with `name`, of that entry in it.
+    pub(crate) fn proc_path(&self, name: Option<&OsStr>) -> PathBuf {
+        let mut path = PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()));
+        if let Some(name) = name {
+            path.push(name);
+        }
+        path
+    }
+
+    /// The descriptor, for `*at` calls.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+}
+
+/// Splits a clean relative path into its parent and its final name (`None` for the root).
+pub(crate) fn split(rel: &Path) -> Option<(&Path, &OsStr)> {
+    let name = rel.file_name()?;
+    Some((rel.parent().unwrap_or(Path::new("")), name))
+}
+
+/// Cleans a path lexically into a relative tree path: `/a/./b//c` → `a/b/c`; `..` pops a
+/// component but never goes above the root (`/../x` → `x`). Use this only where no symlinks
+/// can be involved; [`Tree::resolve`](crate::tree::Tree::resolve) handles `..` after links.
+pub(crate) fn clean_lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => out.push(name),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+/// A tree path shown as an absolute path of its filesystem, for messages.
+pub(crate) fn shown(rel: &Path) -> PathBuf {
+    Path::new("/").join(rel)
+}
+
+/// A `/proc` path of an entry, holding its parent's descriptor open for as long as the path
+/// is used (the path names the descriptor).
+#[derive(Debug)]
+pub(crate) struct ProcPath {
+    _dir: DirFd,
+    path: PathBuf,
+}
+
+impl ProcPath {
+    /// `name` in `dir`, or `dir` itself.
+    pub(crate) fn new(dir: DirFd, name: Option<&OsStr>) -> ProcPath {
+        let path = dir.proc_path(name);
+        ProcPath { _dir: dir, path }
+    }
+}
+
+impl std::ops::Deref for ProcPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for ProcPath {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,280 @@
+//! [`ChainTree`]: snapshot diff directories stacked and merged as overlayfs merges them.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::dir::{is_not_found, read_xattrs};
+use super::{DirEntry, Metadata, Tree};
+use crate::error::{Error, Result};
+use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
+
+/// The xattr that marks a directory in an upper layer as opaque: nothing of the same
+/// directory in lower layers shows through (overlayfs.rst, "whiteouts and opaque
+/// directories"). Needs `CAP_SYS_ADMIN` to set.
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same marker as overlayfs writes it when mounted with `userxattr` (rootless).
+const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// A stack of layer diff directories (`snapshots/<id>/fs`), **top first**, seen as one merged
+/// filesystem with overlayfs's rules:
+///
+/// * an entry in a higher layer hides the same path in lower ones;
+/// * a whiteout (a character device 0:0) hides the path and everything below it in lower
+///   layers, and is itself invisible;
+/// * a non-directory hides everything below its path in lower layers;
+/// * a directory with `trusted.overlay.opaque=y` (or `user.overlay.opaque=y`) hides the lower
+///   layers' contents of that directory; a plain directory merges with lower directories.
+///
+/// Cheap to clone: layers are shared open descriptors.
+#[derive(Debug, Clone)]
+pub struct ChainTree {
+    layers: Vec<Layer>,
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    path: PathBuf,
+    dir: Arc<DirFd>,
+}
+
+/// One layer's entry for a path: which layer, and its metadata.
+type Hit = (usize, Metadata);
+
+impl ChainTree {
+    /// Opens the layers, given top first. No layers is the empty filesystem (`scratch`),
+    /// where even the root does not exist until something is written above it.
+    pub fn new<I, P>(layers: I) -> Result<ChainTree>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<Path>,
+    {
+        let layers = layers
+            .into_iter()
+            .map(|p| {
+                Ok(Layer {
+                    path: p.as_ref().to_owned(),
+                    dir: Arc::new(DirFd::open_host(p.as_ref())?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ChainTree { layers })
+    }
+
+    /// This chain with one more layer on top (the upper directory of a step being applied).
+    pub fn with_top(&self, top: &Path) -> Result<ChainTree> {
+        let mut layers = vec![Layer {
+            path: top.to_owned(),
+            dir: Arc::new(DirFd::open_host(top)?),
+        }];
+        layers.extend(self.layers.iter().cloned());
+        Ok(ChainTree { layers })
+    }
+
+    /// The layer directories, top first.
+    pub fn layers(&self) -> impl Iterator<Item = &Path> {
+        self.layers.iter().map(|l| l.path.as_path())
+    }
+
+    /// The layer (index, top first) that provides the visible entry at `path`, with its
+    /// metadata; `None` if nothing is visible there.
+    pub fn lookup(&self, path: &Path) -> Result<Option<(usize, Metadata)>> {
+        Ok(self.stack(path)?.into_iter().next())
+    }
+
+    /// The entry at `path` in one layer alone, not following a final symlink.
+    pub(crate) fn layer_lstat(&self, layer: usize, path: &Path) -> Result<Option<Metadata>> {
+        let Some(proc) = self.layer_proc(layer, path)? else {
+            return Ok(None);
+        };
+        let meta = if path.as_os_str().is_empty() {
+            std::fs::metadata(&proc)
+        } else {
+            std::fs::symlink_metadata(&proc)
+        };
+        match meta {
+            Ok(meta) => Ok(Some(Metadata::from_std(&meta))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(Error::io("stat", self.layers[layer].path.join(path))(e)),
+        }
+    }
+
+    /// The `/proc` path of `path` in one layer; `None` if its parent does not exist there.
+    pub(crate) fn layer_proc(&self, layer: usize, path: &Path) -> Result<Option<ProcPath>> {
+        let (parent, name) = match split(path) {
+            Some((parent, name)) => (parent, Some(name)),
+            None => (Path::new(""), None),
+        };
+        // Ancestors were checked to be directories in this layer before we get here, so a
+        // symlink on the way means the layer is not what the merge rules assumed: refuse it.
+        match self.layers[layer].dir.open_dir(parent, Resolve::NoSymlinks) {
+            Ok(dir) => Ok(Some(ProcPath::new(dir, name))),
+            Err(e)
+                if e == rustix::io::Errno::NOENT
+                    || e == rustix::io::Errno::NOTDIR
+                    || e == rustix::io::Errno::LOOP =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io("open", self.layers[layer].path.join(parent))(
+                e.into(),
+            )),
+        }
+    }
+
+    fn is_opaque(&self, layer: usize, path: &Path) -> Result<bool> {
+        let Some(proc) = self.layer_proc(layer, path)? else {
+            return Ok(false);
+        };
+        for name in [OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR] {
+            let value = if path.as_os_str().is_empty() {
+                xattr::get_deref(&proc, name)
+            } else {
+                xattr::get(&proc, name)
+            };
+            match value {
+                Ok(Some(v)) if v == b"y" => return Ok(true),
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(95) => {} // EOPNOTSUPP
+                Err(e) => {
+                    return Err(Error::io(
+                        "read xattrs of",
+                        self.layers[layer].path.join(path),
+                    )(e));
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// The visible entries for `path`, top first: one non-directory, or a run of directories
+    /// that merge (ending at an opaque one).
+    fn stack(&self, path: &Path) -> Result<Vec<Hit>> {
+        let comps: Vec<&OsStr> = path.iter().collect();
+        let mut out: Vec<Hit> = Vec::new();
+        'layers: for layer in 0..self.layers.len() {
+            let mut prefix = PathBuf::new();
+            let mut under_opaque = false;
+            let mut entry = None;
+            for (j, comp) in comps.iter().enumerate() {
+                prefix.push(comp);
+                let is_entry = j + 1 == comps.len();
+                let Some(meta) = self.layer_lstat(layer, &prefix)? else {
+                    if under_opaque {
+                        return Ok(out);
+                    }
+                    continue 'layers;
+                };
+                if meta.is_whiteout() || (!is_entry && !meta.is_dir()) {
+                    return Ok(out);
+                }
+                if is_entry {
+                    entry = Some(meta);
+                } else if self.is_opaque(layer, &prefix)? {
+                    under_opaque = true;
+                }
+            }
+            let meta = match entry {
+                Some(meta) => meta,
+                // The root: every layer has one.
+                None => match self.layer_lstat(layer, path)? {
+                    Some(meta) => meta,
+                    None => continue,
+                },
+            };
+            if !out.is_empty() && !meta.is_dir() {
+                return Ok(out);
+            }
+            let stop = !meta.is_dir() || (!comps.is_empty() && self.is_opaque(layer, path)?);
+            out.push((layer, meta));
+            if stop || under_opaque {
+                return Ok(out);
+            }
+        }
+        Ok(out)
+    }
+
+    fn top_proc(&self, path: &Path) -> Result<(usize, ProcPath)> {
+        let (layer, _) = self
+            .lookup(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        let proc = self
+            .layer_proc(layer, path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        Ok((layer, proc))
+    }
+}
+
+impl Tree for ChainTree {
+    fn lstat(&self, path: &Path) -> Result<Option<Metadata>> {
+        Ok(self.lookup(path)?.map(|(_, meta)| meta))
+    }
+
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
+        let stack = self.stack(path)?;
+        match stack.first() {
+            None => return Err(Error::NotFound { path: shown(path) }),
+            Some((_, meta)) if !meta.is_dir() => {
+                return Err(Error::NotADirectory { path: shown(path) });
+            }
+            Some(_) => {}
+        }
+        let mut seen: HashSet<OsString> = HashSet::new();
+        let mut out = Vec::new();
+        for (layer, _) in stack {
+            let Some(proc) = self.layer_proc(layer, path)? else {
+                continue;
+            };
+            let read = std::fs::read_dir(&proc).map_err(Error::io(
+                "read directory",
+                self.layers[layer].path.join(path),
+            ))?;
+            for entry in read {
+                let entry = entry.map_err(Error::io(
+                    "read directory",
+                    self.layers[layer].path.join(path),
+                ))?;
+                let name = entry.file_name();
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let meta = std::fs::symlink_metadata(entry.path()).map_err(Error::io(
+                    "stat",
+                    self.layers[layer].path.join(path).join(&name),
+                ))?;
+                let meta = Metadata::from_std(&meta);
+                if meta.is_whiteout() {
+                    continue;
+                }
+                out.push(DirEntry {
+                    name,
+                    metadata: meta,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.name.as_encoded_bytes().cmp(b.name.as_encoded_bytes()));
+        Ok(out)
+    }
+
+    fn open(&self, path: &Path) -> Result<File> {
+        let (_, proc) = self.top_proc(path)?;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&*proc)
+            .map_err(Error::io("open", shown(path)))
+    }
+
+    fn read_link(&self, path: &Path) -> Result<PathBuf> {
+        let (_, proc) = self.top_proc(path)?;
+        std::fs::read_link(&*proc).map_err(Error::io("read link", shown(path)))
+    }
+
+    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+        let (_, proc) = self.top_proc(path)?;
+        read_xattrs(&proc, path.as_os_str().is_empty(), path)
+    }
+}

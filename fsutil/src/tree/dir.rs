@@ -1,0 +1,219 @@
+//! [`DirTree`]: a plain directory, such as the build context.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{DirEntry, Metadata, Tree, keep_xattr};
+use crate::dockerignore::Patterns;
+use crate::error::{Error, Result};
+use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
+
+/// A plain directory seen as a [`Tree`]: the build context, or any unpacked directory.
+///
+/// * With [`with_patterns`](DirTree::with_patterns), paths the `.dockerignore` patterns
+///   exclude are invisible: `lstat` says `None`, `read_dir` leaves them out. A directory that is
+///   excluded but may hold re-included paths ([`Patterns::may_match_below`]) stays visible, as
+///   in BuildKit's context walk.
+/// * With [`with_owner_reset`](DirTree::with_owner_reset), every entry reports uid and gid 0.
+///   This is what the docker CLI and buildx do when they send the context to BuildKit, and why
+///   `COPY` from the context without `--chown` yields root-owned files.
+#[derive(Debug)]
+pub struct DirTree {
+    root: DirFd,
+    root_path: PathBuf,
+    patterns: Option<Patterns>,
+    reset_owner: bool,
+}
+
+impl DirTree {
+    /// Opens `root` (a directory; a symlink to one is followed).
+    pub fn open(root: &Path) -> Result<DirTree> {
+        Ok(DirTree {
+            root: DirFd::open_host(root)?,
+            root_path: root.to_owned(),
+            patterns: None,
+            reset_owner: false,
+        })
+    }
+
+    /// Hides what `patterns` exclude (the `.dockerignore` of the context).
+    pub fn with_patterns(mut self, patterns: Patterns) -> DirTree {
+        self.patterns = (!patterns.is_empty()).then_some(patterns);
+        self
+    }
+
+    /// Reports every entry as owned by 0:0 (the build context as BuildKit receives it).
+    pub fn with_owner_reset(mut self) -> DirTree {
+        self.reset_owner = true;
+        self
+    }
+
+    /// The host directory this tree shows.
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    fn hidden(&self, path: &Path, meta: &Metadata) -> bool {
+        let Some(patterns) = &self.patterns else {
+            return false;
+        };
+        let text = path.to_string_lossy();
+        patterns.is_excluded(&text) && !(meta.is_dir() && patterns.may_match_below(&text))
+    }
+
+    fn fix(&self, mut meta: Metadata) -> Metadata {
+        if self.reset_owner {
+            meta.uid = 0;
+            meta.gid = 0;
+        }
+        meta
+    }
+
+    /// The parent directory of `path` and `path`'s name in it; `None` if the parent does not
+    /// exist. For the root, the root itself and no name.
+    fn locate(&self, path: &Path) -> Result<Option<(DirFd, Option<OsString>)>> {
+        let (parent, name) = match split(path) {
+            Some((parent, name)) => (parent, Some(name.to_owned())),
+            None => (Path::new(""), None),
+        };
+        match self.root.open_dir(parent, Resolve::InRoot) {
+            Ok(dir) => Ok(Some((dir, name))),
+            Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
+            Err(e) => Err(Error::io("open", shown(parent))(e.into())),
+        }
+    }
+
+    fn host_path(&self, path: &Path) -> Result<Option<ProcPath>> {
+        Ok(self
+            .locate(path)?
+            .map(|(dir, name)| ProcPath::new(dir, name.as_deref())))
+    }
+}
+
+fn stat_proc(proc: &Path, is_root: bool) -> io::Result<std::fs::Metadata> {
+    if is_root {
+        // The root's /proc path is the descriptor's magic link itself: follow it.
+        std::fs::metadata(proc)
+    } else {
+        std::fs::symlink_metadata(proc)
+    }
+}
+
+impl Tree for DirTree {
+    fn lstat(&self, path: &Path) -> Result<Option<Metadata>> {
+        let Some(proc) = self.host_path(path)? else {
+            return Ok(None);
+        };
+        match stat_proc(&proc, path.as_os_str().is_empty()) {
+            Ok(meta) => {
+                let meta = Metadata::from_std(&meta);
+                if self.hidden(path, &meta) {
+                    return Ok(None);
+                }
+                Ok(Some(self.fix(meta)))
+            }
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(Error::io("stat", shown(path))(e)),
+        }
+    }
+
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
+        let dir = self
+            .root
+            .open_dir(path, Resolve::InRoot)
+            .map_err(|e| Error::io("open directory", shown(path))(e.into()))?;
+        let proc = dir.proc_path(None);
+        let mut out = Vec::new();
+        let read = std::fs::read_dir(&proc).map_err(Error::io("read directory", shown(path)))?;
+        for entry in read {
+            let entry = entry.map_err(Error::io("read directory", shown(path)))?;
+            let name = entry.file_name();
+            let child = path.join(&name);
+            let meta = std::fs::symlink_metadata(dir.proc_path(Some(&name)))
+                .map_err(Error::io("stat", shown(&child)))?;
+            let meta = Metadata::from_std(&meta);
+            if self.hidden(&child, &meta) {
+                continue;
+            }
+            out.push(DirEntry {
+                name,
+                metadata: self.fix(meta),
+            });
+        }
+        out.sort_by(|a, b| a.name.as_encoded_bytes().cmp(b.name.as_encoded_bytes()));
+        Ok(out)
+    }
+
+    fn open(&self, path: &Path) -> Result<File> {
+        let proc = self
+            .host_path(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        if self.lstat(path)?.is_none() {
+            return Err(Error::NotFound { path: shown(path) });
+        }
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&*proc)
+            .map_err(Error::io("open", shown(path)))
+    }
+
+    fn read_link(&self, path: &Path) -> Result<PathBuf> {
+        let proc = self
+            .host_path(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        std::fs::read_link(&*proc).map_err(Error::io("read link", shown(path)))
+    }
+
+    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+        let proc = self
+            .host_path(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        read_xattrs(&proc, path.as_os_str().is_empty(), path)
+    }
+}
+
+/// Reads the xattrs at a `/proc` path (see `sys.rs`), sorted, `trusted.overlay.*` dropped.
+/// Filesystems without xattr support give an empty list.
+pub(crate) fn read_xattrs(
+    proc: &Path,
+    is_root: bool,
+    shown_as: &Path,
+) -> Result<Vec<(OsString, Vec<u8>)>> {
+    let list = if is_root {
+        xattr::list_deref(proc)
+    } else {
+        xattr::list(proc)
+    };
+    let names = match list {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(95) => return Ok(Vec::new()), // EOPNOTSUPP
+        Err(e) => return Err(Error::io("list xattrs of", shown(shown_as))(e)),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if !keep_xattr(&name) {
+            continue;
+        }
+        let value = if is_root {
+            xattr::get_deref(proc, &name)
+        } else {
+            xattr::get(proc, &name)
+        }
+        .map_err(Error::io("read xattrs of", shown(shown_as)))?;
+        if let Some(value) = value {
+            out.push((name, value));
+        }
+    }
+    out.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    Ok(out)
+}
+
+/// `ENOENT` or `ENOTDIR`: nothing at that path.
+pub(crate) fn is_not_found(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}

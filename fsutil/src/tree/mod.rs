@@ -1,0 +1,231 @@
+//! Read-only views of a filesystem: the build context ([`DirTree`]) and a stack of snapshot
+//! diffs merged like overlayfs ([`ChainTree`]).
+//!
+//! Paths given to a [`Tree`] are **tree paths**: relative to the tree root, `/`-separated,
+//! with no `.` or `..` (the root is the empty path). Such a path is what
+//! [`Tree::resolve`] returns; pass user paths (`/app/../etc`, `src/`) through it first.
+//!
+//! # Symlinks never leave the tree
+//!
+//! [`Tree::resolve`] resolves symlinks as the kernel would if the tree root were `/`: an
+//! absolute target starts again at the tree root, and `..` stops at it. So a context symlink
+//! `passwd -> /etc/passwd` names the context's own `etc/passwd` (usually missing), never the
+//! host's. The implementations add a second line of defence: they reach every path through a
+//! descriptor of its parent opened with `openat2(RESOLVE_IN_ROOT)` (see `sys.rs`), so even an
+//! unresolved path cannot read outside the root.
+
+mod chain;
+mod dir;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+pub use chain::{ChainTree, OVERLAY_OPAQUE_XATTR};
+pub use dir::DirTree;
+
+use crate::error::{Error, Result};
+
+/// How many symlinks one resolution may follow, as Linux's `MAXSYMLINKS`.
+const MAX_SYMLINKS: usize = 40;
+
+/// The type of a filesystem entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A character device (also an overlayfs whiteout when it is 0:0).
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+}
+
+/// What `lstat(2)` says about an entry, in a form every [`Tree`] can produce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// The entry's type.
+    pub kind: FileKind,
+    /// Permission and special bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (the target length for a symlink).
+    pub size: u64,
+    /// The device number of a device node (`st_rdev`), else 0.
+    pub rdev: u64,
+    /// Hard link count.
+    pub nlink: u64,
+    /// The device holding the entry (`st_dev`); with `ino`, identifies hard links.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Access time, nanoseconds since the epoch.
+    pub atime_ns: i64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Status change time, nanoseconds since the epoch.
+    pub ctime_ns: i64,
+}
+
+impl Metadata {
+    /// Converts std's metadata (from `symlink_metadata`).
+    pub fn from_std(meta: &std::fs::Metadata) -> Metadata {
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            FileKind::Dir
+        } else if ft.is_symlink() {
+            FileKind::Symlink
+        } else if ft.is_char_device() {
+            FileKind::CharDevice
+        } else if ft.is_block_device() {
+            FileKind::BlockDevice
+        } else if ft.is_fifo() {
+            FileKind::Fifo
+        } else if ft.is_socket() {
+            FileKind::Socket
+        } else {
+            FileKind::File
+        };
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Metadata {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.size(),
+            rdev: meta.rdev(),
+            nlink: meta.nlink(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+            atime_ns: ns(meta.atime(), meta.atime_nsec()),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+
+    /// Whether this is an overlayfs whiteout: a character device with device number 0:0.
+    pub fn is_whiteout(&self) -> bool {
+        self.kind == FileKind::CharDevice && self.rdev == 0
+    }
+}
+
+/// One entry of [`Tree::read_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name (one path component).
+    pub name: OsString,
+    /// Its metadata (not following a symlink).
+    pub metadata: Metadata,
+}
+
+/// A read-only filesystem view. See the [module docs](self) for what a tree path is.
+///
+/// Implementations must never expose anything outside their root, whatever path they are
+/// given; [`resolve`](Tree::resolve) is the one place symlinks are followed.
+pub trait Tree {
+    /// The entry at `path` without following a final symlink; `None` if there is none.
+    fn lstat(&self, path: &Path) -> Result<Option<Metadata>>;
+
+    /// The entries of the directory at `path`, sorted by name (byte order).
+    fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>>;
+
+    /// Opens the regular file at `path` for reading (a final symlink is not followed).
+    fn open(&self, path: &Path) -> Result<File>;
+
+    /// The target of the symlink at `path`, verbatim.
+    fn read_link(&self, path: &Path) -> Result<PathBuf>;
+
+    /// The extended attributes of the entry at `path`, sorted by name, without the
+    /// `trusted.overlay.*` ones (those describe the layer, not the file).
+    fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>>;
+
+    /// Resolves `path` (absolute or relative, may contain `.`, `..` and symlinks) to a tree
+    /// path, following symlinks inside the tree: an absolute target restarts at the tree root
+    /// and `..` never climbs above it. With `follow_final`, a symlink in the last component is
+    /// followed too. Components that do not exist are kept as they are (the result may not
+    /// exist); more than 40 links is [`Error::SymlinkLoop`].
+    fn resolve(&self, path: &Path, follow_final: bool) -> Result<PathBuf> {
+        resolve_with(path, follow_final, &mut |p| self.lstat(p), &mut |p| {
+            self.read_link(p)
+        })
+    }
+}
+
+/// The resolution algorithm of [`Tree::resolve`], over any `lstat`/`readlink` pair (the
+/// destination writer uses it on the merged view of a layer).
+pub(crate) fn resolve_with(
+    path: &Path,
+    follow_final: bool,
+    lstat: &mut dyn FnMut(&Path) -> Result<Option<Metadata>>,
+    read_link: &mut dyn FnMut(&Path) -> Result<PathBuf>,
+) -> Result<PathBuf> {
+    // Components still to walk, last component at the end (popped from the back after
+    // reversing), so a link target can be pushed in front of the rest.
+    let mut todo: Vec<OsString> = components(path);
+    todo.reverse();
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&name);
+        let is_final = todo.is_empty();
+        if is_final && !follow_final {
+            resolved = candidate;
+            break;
+        }
+        match lstat(&candidate)? {
+            Some(meta) if meta.kind == FileKind::Symlink => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Error::SymlinkLoop {
+                        path: path.to_owned(),
+                    });
+                }
+                let target = read_link(&candidate)?;
+                if target.has_root() {
+                    resolved = PathBuf::new();
+                }
+                let mut target = components(&target);
+                target.reverse();
+                todo.extend(target);
+            }
+            _ => resolved = candidate,
+        }
+    }
+    Ok(resolved)
+}
+
+/// The normal and `..` components of `path` (`.`, `/` and empty ones dropped).
+fn components(path: &Path) -> Vec<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_owned()),
+            Component::ParentDir => Some(OsString::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Keeps the xattrs a copy or a hash should see: everything but `trusted.overlay.*`.
+pub(crate) fn keep_xattr(name: &std::ffi::OsStr) -> bool {
+    !name.as_encoded_bytes().starts_with(b"trusted.overlay.")
+}

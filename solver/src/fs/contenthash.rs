@@ -1,0 +1,177 @@
+//! Content hashes for `COPY` keys: `dray_fsutil::contenthash` per selector, memoized in the
+//! store, combined as [`crate::key`] documents.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dray_cache::{FileStamp, Store};
+use dray_fsutil::contenthash::{self as ch, Memo};
+use dray_llb::{Digest, Hasher};
+
+use super::Tree;
+use crate::error::OpError;
+
+/// What one `COPY` reads from its source: the options that change what is hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContentSelector {
+    /// The full source path (absolute in the source).
+    pub path: String,
+    /// Follow a symlink at the path itself.
+    pub follow_links: bool,
+    /// The path may be a wildcard.
+    pub wildcard: bool,
+    /// Include patterns below the path.
+    pub include: Vec<String>,
+    /// Exclude patterns below the path.
+    pub exclude: Vec<String>,
+}
+
+/// File content digests memoized in the store's `contenthash` table, counting the bytes of
+/// files that had to be read.
+#[derive(Debug)]
+pub(crate) struct StoreMemo {
+    store: Option<Store>,
+    bytes_read: AtomicU64,
+}
+
+impl StoreMemo {
+    /// A memo over `store` (`None`: nothing memoized).
+    pub(crate) fn new(store: Option<Store>) -> Self {
+        Self {
+            store,
+            bytes_read: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes of files read (memo misses) so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read.load(Ordering::Relaxed)
+    }
+}
+
+struct Scoped<'a> {
+    memo: &'a StoreMemo,
+    scope: String,
+}
+
+fn stamp(s: &ch::FileStamp) -> FileStamp {
+    FileStamp {
+        dev: s.dev,
+        ino: s.ino,
+        size: s.size,
+        mtime_ns: s.mtime_ns,
+        ctime_ns: s.ctime_ns,
+    }
+}
+
+impl Memo for Scoped<'_> {
+    fn get(&mut self, path: &Path, s: &ch::FileStamp) -> Option<ch::Digest> {
+        // A failing memo is only a slower hash.
+        let store = self.memo.store.as_ref()?;
+        let d = store.contenthash_get(&self.scope, path, &stamp(s)).ok()??;
+        Some(ch::Digest(*d.as_bytes()))
+    }
+
+    fn put(&mut self, path: &Path, s: &ch::FileStamp, digest: ch::Digest) {
+        self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
+        if let Some(store) = &self.memo.store {
+            let d = dray_cache::Digest::from_sha256(digest.0);
+            let _ = store.contenthash_put(&self.scope, path, &stamp(s), &d);
+        }
+    }
+}
+
+/// `sha256(for each selector: path ‖ 0x00 ‖ text(digest) ‖ 0x00)`.
+pub(crate) fn checksum(
+    tree: &Tree,
+    selectors: &[ContentSelector],
+    memo: &StoreMemo,
+) -> Result<Digest, OpError> {
+    let view = tree.open()?;
+    let mut scoped = Scoped {
+        memo,
+        scope: tree.memo_scope(),
+    };
+    let mut h = Hasher::new();
+    for sel in selectors {
+        let s = ch::Selector {
+            path: sel.path.clone(),
+            follow_links: sel.follow_links,
+            wildcard: sel.wildcard,
+            include_patterns: sel.include.clone(),
+            exclude_patterns: sel.exclude.clone(),
+            owner: tree.hashes_owner(),
+        };
+        let d = ch::checksum(view.as_ref(), &s, &mut scoped)?;
+        h.update(sel.path.as_bytes());
+        h.update(b"\0");
+        h.update(d.to_string().as_bytes());
+        h.update(b"\0");
+    }
+    Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    use dray_fsutil::dockerignore::Patterns;
+
+    use super::*;
+
+    fn ctx(dir: &Path, ignore: &str) -> Tree {
+        Tree::Dir {
+            root: dir.to_owned(),
+            patterns: Arc::new(Patterns::parse(ignore).unwrap()),
+        }
+    }
+
+    fn sel(path: &str) -> Vec<ContentSelector> {
+        vec![ContentSelector {
+            path: path.into(),
+            follow_links: true,
+            wildcard: true,
+            include: vec![],
+            exclude: vec![],
+        }]
+    }
+
+    #[test]
+    fn mode_counts_mtime_does_not() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("a"), "hello").unwrap();
+        let tree = ctx(t.path(), "");
+        let memo = StoreMemo::new(None);
+        let d0 = checksum(&tree, &sel("/a"), &memo).unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(t.path().join("a"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(checksum(&tree, &sel("/a"), &memo).unwrap(), d0);
+        fs::set_permissions(t.path().join("a"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert_ne!(checksum(&tree, &sel("/a"), &memo).unwrap(), d0);
+    }
+
+    #[test]
+    fn ignored_paths_do_not_count_and_paths_are_part_of_the_hash() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("a"), "a").unwrap();
+        fs::write(t.path().join("b"), "a").unwrap();
+        fs::write(t.path().join("c.log"), "c").unwrap();
+        let tree = ctx(t.path(), "*.log\n");
+        let memo = StoreMemo::new(None);
+        let d0 = checksum(&tree, &sel("/"), &memo).unwrap();
+        fs::write(t.path().join("c.log"), "changed").unwrap();
+        assert_eq!(checksum(&tree, &sel("/"), &memo).unwrap(), d0);
+        // Equal content under another name is another selector.
+        assert_ne!(
+            checksum(&tree, &sel("/b"), &memo).unwrap(),
+            checksum(&tree, &sel("/a"), &memo).unwrap()
+        );
+        fs::write(t.path().join("a"), "changed").unwrap();
+        assert_ne!(checksum(&tree, &sel("/"), &memo).unwrap(), d0);
+    }
+}

@@ -1,0 +1,278 @@
+//! Source ops: scratch, the build context, and images in the local store or an OCI layout.
+//!
+//! Key computation only *resolves* an image (reference → manifest digest, from `index.json`);
+//! the result step maps its layers to committed snapshots. Registries come later: an image that
+//! is not in the store fails with [`OpError::ImageNotFound`] naming the reference.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use dray_cache::{Committed, SnapshotId, Store};
+use dray_llb::{Digest, ImageRef, Node, Platform, SourceId, SourceOp};
+
+use crate::error::OpError;
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// Where an image's blobs live.
+#[derive(Debug, Clone)]
+pub(crate) enum BlobSource {
+    /// The store's own `blobs/`.
+    Store,
+    /// An OCI layout directory.
+    Layout(PathBuf),
+}
+
+/// A resolved image: its manifest digest and where to read it.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedImage {
+    pub reference: String,
+    pub manifest: Digest,
+    pub blobs: BlobSource,
+}
+
+#[derive(Deserialize)]
+struct Desc {
+    digest: String,
+    #[serde(default)]
+    annotations: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    platform: Option<DescPlatform>,
+}
+
+#[derive(Deserialize)]
+struct DescPlatform {
+    architecture: String,
+    os: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Index {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Vec<Desc>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Desc,
+    #[serde(default)]
+    layers: Vec<Desc>,
+}
+
+#[derive(Deserialize)]
+struct Config {
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+fn bad(reference: &str, problem: impl Into<String>) -> OpError {
+    OpError::BadImage {
+        reference: reference.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+fn parse_digest(reference: &str, s: &str) -> Result<Digest, OpError> {
+    s.parse()
+        .map_err(|e| bad(reference, format!("bad digest {s:?}: {e}")))
+}
+
+fn read_blob(store: &Store, blobs: &BlobSource, digest: &Digest) -> Result<Vec<u8>, OpError> {
+    match blobs {
+        BlobSource::Store => {
+            let d = dray_cache::Digest::from_sha256(*digest.as_bytes());
+            Ok(store.blobs().read(&d)?)
+        }
+        BlobSource::Layout(dir) => {
+            let path = dir.join("blobs/sha256").join(digest.hex());
+            std::fs::read(&path).map_err(OpError::io("read", path))
+        }
+    }
+}
+
+/// Resolves an image source to a manifest digest without reading any layer.
+pub(crate) fn resolve(
+    store: &Store,
+    source: &SourceOp,
+    node: &Node,
+) -> Result<ResolvedImage, OpError> {
+    let (reference, top, blobs) = match &source.id {
+        SourceId::Image(r) => {
+            let name = r.to_string();
+            let top = match r.digest() {
+                Some(d) => *d,
+                None => image_in_store(store, r)?,
+            };
+            (name, top, BlobSource::Store)
+        }
+        SourceId::OciLayout { path, reference } => {
+            let name = source.id.to_string();
+            let index_path = Path::new(path).join("index.json");
+            let bytes = std::fs::read(&index_path).map_err(|_| OpError::ImageNotFound {
+                reference: name.clone(),
+            })?;
+            let index: Index = serde_json::from_slice(&bytes)
+                .map_err(|e| bad(&name, format!("{}: {e}", index_path.display())))?;
+            let desc = index
+                .manifests
+                .iter()
+                .find(|d| d.annotations.get(dray_cache::REF_NAME_ANNOTATION) == Some(reference))
+                .ok_or_else(|| OpError::ImageNotFound {
+                    reference: name.clone(),
+                })?;
+            let top = parse_digest(&name, &desc.digest)?;
+            (name, top, BlobSource::Layout(PathBuf::from(path)))
+        }
+        other => {
+            return Err(OpError::UnsupportedSource {
+                id: other.to_string(),
+                reason: "only images, the build context and scratch are supported",
+            });
+        }
+    };
+    let manifest = pick_platform(store, &reference, &blobs, top, node.platform.as_ref())?;
+    Ok(ResolvedImage {
+        reference,
+        manifest,
+        blobs,
+    })
+}
+
+fn image_in_store(store: &Store, r: &ImageRef) -> Result<Digest, OpError> {
+    let desc = store
+        .image(&r.to_string())?
+        .ok_or_else(|| OpError::ImageNotFound {
+            reference: r.to_string(),
+        })?;
+    Ok(Digest::from_bytes(*desc.digest.as_bytes()))
+}
+
+/// If `digest` is an index, the manifest for `platform` (or its only manifest).
+fn pick_platform(
+    store: &Store,
+    reference: &str,
+    blobs: &BlobSource,
+    digest: Digest,
+    platform: Option<&Platform>,
+) -> Result<Digest, OpError> {
+    let bytes = match read_blob(store, blobs, &digest) {
+        Ok(b) => b,
+        // A digest-pinned reference whose manifest is not here: the pin is the key anyway.
+        Err(_) => return Ok(digest),
+    };
+    let Ok(index) = serde_json::from_slice::<Index>(&bytes) else {
+        return Ok(digest);
+    };
+    let is_index = index
+        .media_type
+        .as_deref()
+        .is_some_and(|m| INDEX_TYPES.contains(&m))
+        || (!index.manifests.is_empty() && !bytes.windows(8).any(|w| w == b"\"layers\""));
+    if !is_index {
+        return Ok(digest);
+    }
+    let want = platform.cloned().unwrap_or_else(host_platform);
+    let chosen = index
+        .manifests
+        .iter()
+        .find(|d| {
+            d.platform.as_ref().is_some_and(|p| {
+                p.os == want.os
+                    && p.architecture == want.architecture
+                    && (want.variant.is_none() || p.variant == want.variant)
+            })
+        })
+        .or(match index.manifests.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+        .ok_or_else(|| bad(reference, format!("no manifest for platform {want}")))?;
+    parse_digest(reference, &chosen.digest)
+}
+
+/// The platform of this machine (Linux only).
+pub(crate) fn host_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    Platform::linux(arch)
+}
+
+/// The image's layers as committed snapshots, root first.
+pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Committed>, OpError> {
+    let r = &image.reference;
+    let bytes =
+        read_blob(store, &image.blobs, &image.manifest).map_err(|_| OpError::ImageNotFound {
+            reference: r.clone(),
+        })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| bad(r, format!("manifest: {e}")))?;
+    let config_digest = parse_digest(r, &manifest.config.digest)?;
+    let config: Config = serde_json::from_slice(&read_blob(store, &image.blobs, &config_digest)?)
+        .map_err(|e| bad(r, format!("config: {e}")))?;
+    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        return Err(bad(
+            r,
+            "the config's diff_ids do not match the manifest's layers",
+        ));
+    }
+    let mut top: Option<Committed> = None;
+    let mut chain_id: Option<Digest> = None;
+    for diff_id in &config.rootfs.diff_ids {
+        let d = parse_digest(r, diff_id)?;
+        chain_id = Some(match chain_id {
+            None => d,
+            Some(prev) => Digest::of(format!("{prev} {d}")),
+        });
+        let by_chain_id: SnapshotId = chain_id
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+            .parse()?;
+        let parent_id = top.as_ref().map(|c| c.id.clone());
+        let found = match store.get(&by_chain_id) {
+            Ok(c) if c.parent == parent_id => Some(c),
+            _ => find_by_layer_record(store, diff_id, parent_id.as_ref())?,
+        };
+        top = Some(found.ok_or_else(|| OpError::LayerNotUnpacked {
+            reference: r.clone(),
+            diff_id: diff_id.clone(),
+        })?);
+    }
+    Ok(top)
+}
+
+/// A committed snapshot with `parent` whose layer record has this diff ID (images dray built).
+fn find_by_layer_record(
+    store: &Store,
+    diff_id: &str,
+    parent: Option<&SnapshotId>,
+) -> Result<Option<Committed>, OpError> {
+    for info in store.list_snapshots()? {
+        if info.parent.as_ref() != parent {
+            continue;
+        }
+        if store
+            .layers(&info.id)?
+            .iter()
+            .any(|l| l.diff_id.to_string() == diff_id)
+        {
+            return Ok(Some(store.get(&info.id)?));
+        }
+    }
+    Ok(None)
+}

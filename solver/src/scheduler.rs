@@ -1,0 +1,576 @@
+//! The scheduler: lazy, memoized, concurrent evaluation of keys and results.
+//!
+//! Two once-maps keyed by vertex digest hold a *key* future and a *result* future per vertex,
+//! so identical vertices (even across stages) are keyed and run once.
+//!
+//! 1. `keys(v)`: builds `v`'s [`CacheMap`](crate::key::CacheMap), then resolves each dependency
+//!    concurrently (a [`JoinSet`]): `Definition` deps recurse into `keys(input)` (no work, no
+//!    I/O beyond image resolution); `Content` deps need `result(input)` and hash it.
+//! 2. `result(v)`: looks `v`'s keys up in the store. A hit is the result: nothing below `v` is
+//!    materialized. A miss demands the inputs' results (concurrently), takes a permit of the
+//!    [`Semaphore`] (`max_parallelism`), runs the op, saves a record per output, and reports.
+//!
+//! A solve is `keys(head)` then `result(head)`, so a build whose head key hits does no work.
+//! The first error is recorded, cancels the [`CancellationToken`] (running executors stop,
+//! pending work is skipped), and is what the solve returns.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use tokio::sync::{OnceCell, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use dray_cache::{Lease, Store};
+use dray_llb::{Digest, Node, Op, SourceId};
+
+use crate::cachemap;
+use crate::error::{OpError, SolveError};
+use crate::executor::{Executor, LogSink};
+use crate::fs::Tree;
+use crate::fs::contenthash::{StoreMemo, checksum};
+use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
+use crate::ops::source::{self, ResolvedImage};
+use crate::ops::{self, StepCx};
+use crate::reporter::{Event, EventKind, LogStream};
+use crate::result::ResultRef;
+use crate::{VertexOutcome, VertexStatus};
+
+/// A failure already recorded in [`Job::first_error`] (or a cancellation).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failed;
+
+type Step<T> = Result<T, Failed>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A vertex of the graph with what the scheduler needs about it.
+#[derive(Debug)]
+pub(crate) struct Vertex {
+    pub digest: Digest,
+    pub node: Node,
+    pub name: String,
+    pub ignore_cache: bool,
+}
+
+/// The keys of every output of a vertex, with their preimages.
+#[derive(Debug)]
+pub(crate) struct Keys {
+    pub preimages: Vec<Preimage>,
+    pub keys: Vec<Digest>,
+}
+
+/// Memoizes one async computation per key; concurrent callers share it.
+struct OnceMap<V> {
+    cells: Mutex<HashMap<Digest, Arc<OnceCell<V>>>>,
+}
+
+impl<V: Clone> OnceMap<V> {
+    fn new() -> Self {
+        Self {
+            cells: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn get_or_try_init<F>(&self, key: Digest, init: F) -> Step<V>
+    where
+        F: Future<Output = Step<V>>,
+    {
+        let cell = self
+            .cells
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| init).await.cloned()
+    }
+}
+
+/// The build context as the scheduler serves it.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub name: String,
+    pub tree: Tree,
+}
+
+/// Everything one solve shares between its tasks.
+pub(crate) struct Job {
+    pub store: Store,
+    pub executor: Arc<dyn Executor>,
+    pub context: Option<Context>,
+    pub no_cache: bool,
+    /// Per-build nonce: the key of local sources.
+    pub nonce: String,
+    pub vertices: HashMap<Digest, Arc<Vertex>>,
+    keys: OnceMap<Arc<Keys>>,
+    results: OnceMap<Arc<Vec<ResultRef>>>,
+    images: Mutex<HashMap<Digest, ResolvedImage>>,
+    semaphore: Semaphore,
+    pub cancel: CancellationToken,
+    events: mpsc::UnboundedSender<Event>,
+    pub first_error: Mutex<Option<SolveError>>,
+    pub lease: Arc<Lease>,
+    pub memo: Arc<StoreMemo>,
+    pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
+}
+
+/// Options of [`Job::new`].
+pub(crate) struct JobParts {
+    pub store: Store,
+    pub executor: Arc<dyn Executor>,
+    pub context: Option<Context>,
+    pub no_cache: bool,
+    pub max_parallelism: usize,
+    pub vertices: HashMap<Digest, Arc<Vertex>>,
+    pub lease: Lease,
+}
+
+impl Job {
+    pub(crate) fn new(parts: JobParts, events: mpsc::UnboundedSender<Event>) -> Arc<Self> {
+        Arc::new(Self {
+            memo: Arc::new(StoreMemo::new(Some(parts.store.clone()))),
+            store: parts.store,
+            executor: parts.executor,
+            context: parts.context,
+            no_cache: parts.no_cache,
+            nonce: crate::nonce(),
+            vertices: parts.vertices,
+            keys: OnceMap::new(),
+            results: OnceMap::new(),
+            images: Mutex::new(HashMap::new()),
+            semaphore: Semaphore::new(parts.max_parallelism.max(1)),
+            cancel: CancellationToken::new(),
+            events,
+            first_error: Mutex::new(None),
+            lease: Arc::new(parts.lease),
+            outcomes: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn emit(&self, v: &Vertex, kind: EventKind) {
+        let _ = self.events.send(Event {
+            vertex: v.digest,
+            name: v.name.clone(),
+            at: SystemTime::now(),
+            kind,
+        });
+    }
+
+    /// Records `error` as the solve's error if it is the first, cancels everything else.
+    fn fail(&self, v: &Vertex, error: OpError) -> Failed {
+        if self.cancel.is_cancelled() && matches!(error, OpError::Internal { .. }) {
+            return Failed;
+        }
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            self.emit(
+                v,
+                EventKind::Failed {
+                    error: render(&error),
+                },
+            );
+            *first = Some(SolveError::Step {
+                vertex: v.digest,
+                name: v.name.clone(),
+                source: error,
+            });
+            self.cancel.cancel();
+        }
+        Failed
+    }
+
+    fn vertex(&self, d: &Digest) -> Arc<Vertex> {
+        // The graph was validated: every input names a vertex.
+        self.vertices[d].clone()
+    }
+
+    fn record(&self, v: &Vertex, keys: &Keys, status: VertexStatus, results: &[ResultRef]) {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                v.digest,
+                VertexOutcome {
+                    name: v.name.clone(),
+                    keys: keys.keys.clone(),
+                    status,
+                    chains: results.iter().map(|r| r.chain_ids().to_vec()).collect(),
+                },
+            );
+    }
+
+    /// The keys of every output of `d` (memoized).
+    pub(crate) fn keys(self: &Arc<Self>, d: Digest) -> BoxFuture<Step<Arc<Keys>>> {
+        let job = self.clone();
+        Box::pin(async move {
+            let init = job.clone().compute_keys(d);
+            job.keys.get_or_try_init(d, init).await
+        })
+    }
+
+    /// The results of every output of `d` (memoized).
+    pub(crate) fn result(self: &Arc<Self>, d: Digest) -> BoxFuture<Step<Arc<Vec<ResultRef>>>> {
+        let job = self.clone();
+        Box::pin(async move {
+            let init = job.clone().compute_result(d);
+            job.results.get_or_try_init(d, init).await
+        })
+    }
+
+    async fn cache_map(self: &Arc<Self>, v: &Vertex) -> Result<CacheMap, OpError> {
+        Ok(match &v.node.op {
+            Op::Source(s) => match &s.id {
+                SourceId::Scratch => cachemap::scratch(),
+                SourceId::Local { .. } => cachemap::local(s, &self.nonce),
+                SourceId::Image(_) | SourceId::OciLayout { .. } => {
+                    let (store, s2, node) = (self.store.clone(), s.clone(), v.node.clone());
+                    let img = blocking(move || source::resolve(&store, &s2, &node)).await?;
+                    let scheme = s.id.scheme();
+                    let cm = cachemap::image(&v.node, scheme, &img.manifest);
+                    self.images
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(v.digest, img);
+                    cm
+                }
+                SourceId::Http { .. } => {
+                    return Err(OpError::UnsupportedSource {
+                        id: s.id.to_string(),
+                        reason: "downloads (ADD <url>) are not supported yet",
+                    });
+                }
+            },
+            Op::Exec(e) => cachemap::exec(&v.node, e),
+            Op::File(f) => cachemap::file(&v.node, f),
+            Op::Merge(_) => cachemap::merge(&v.node),
+        })
+    }
+
+    async fn compute_keys(self: Arc<Self>, d: Digest) -> Step<Arc<Keys>> {
+        if self.cancel.is_cancelled() {
+            return Err(Failed);
+        }
+        let v = self.vertex(&d);
+        let mut cm = self.cache_map(&v).await.map_err(|e| self.fail(&v, e))?;
+        if self.no_cache || v.ignore_cache {
+            cm.salt(&crate::nonce());
+        }
+        let mut set: JoinSet<Step<(usize, ResolvedDep)>> = JoinSet::new();
+        for (i, (input, dep)) in v.node.inputs.iter().zip(&cm.deps).enumerate() {
+            let (job, input, dep, v) = (self.clone(), *input, dep.clone(), v.clone());
+            set.spawn(async move {
+                let out = input.output as usize;
+                match dep {
+                    DepKey::Definition { selector } => {
+                        let k = job.keys(input.node).await?;
+                        Ok((
+                            i,
+                            ResolvedDep::Key {
+                                key: k.keys[out],
+                                selector,
+                            },
+                        ))
+                    }
+                    DepKey::Content { selectors } => {
+                        let r = job.result(input.node).await?;
+                        let tree = r[out].tree(&job.store);
+                        let memo = job.memo.clone();
+                        let paths = selectors.iter().map(|s| s.path.clone()).collect();
+                        let digest = blocking(move || checksum(&tree, &selectors, &memo))
+                            .await
+                            .map_err(|e| job.fail(&v, e))?;
+                        Ok((
+                            i,
+                            ResolvedDep::Content {
+                                digest,
+                                selectors: paths,
+                            },
+                        ))
+                    }
+                }
+            });
+        }
+        let mut deps: Vec<Option<ResolvedDep>> = vec![None; v.node.inputs.len()];
+        while let Some(joined) = set.join_next().await {
+            let (i, dep) = joined.map_err(|e| self.internal(&v, e))??;
+            deps[i] = Some(dep);
+        }
+        let deps: Vec<ResolvedDep> = deps
+            .into_iter()
+            .map(|d| d.ok_or(Failed))
+            .collect::<Step<_>>()?;
+        let cm_digest = cm.digest();
+        let outputs = v.node.op.num_outputs();
+        let preimages: Vec<Preimage> = (0..outputs)
+            .map(|o| Preimage {
+                schema: crate::key::KEY_SCHEMA.to_owned(),
+                vertex: v.digest,
+                name: v.name.clone(),
+                op: cm.object.clone(),
+                cm_digest,
+                output: o,
+                deps: deps.clone(),
+                result_chain: None,
+            })
+            .collect();
+        let keys = (0..outputs)
+            .map(|o| cache_key(&cm_digest, o, &deps))
+            .collect();
+        Ok(Arc::new(Keys { preimages, keys }))
+    }
+
+    fn internal(&self, v: &Vertex, e: tokio::task::JoinError) -> Failed {
+        if e.is_cancelled() {
+            return Failed;
+        }
+        self.fail(
+            v,
+            OpError::Internal {
+                message: e.to_string(),
+            },
+        )
+    }
+
+    async fn compute_result(self: Arc<Self>, d: Digest) -> Step<Arc<Vec<ResultRef>>> {
+        if self.cancel.is_cancelled() {
+            return Err(Failed);
+        }
+        let v = self.vertex(&d);
+        // Views: no key lookup, no work, no events.
+        if let Op::Source(s) = &v.node.op {
+            match &s.id {
+                SourceId::Scratch => {
+                    return Ok(Arc::new(vec![ResultRef::empty(self.lease.clone())]));
+                }
+                SourceId::Local { name } => {
+                    let tree = match &self.context {
+                        Some(c) if &c.name == name => c.tree.clone(),
+                        _ => {
+                            return Err(self.fail(
+                                &v,
+                                OpError::UnsupportedSource {
+                                    id: s.id.to_string(),
+                                    reason: "no local directory of that name was given to the solver",
+                                },
+                            ));
+                        }
+                    };
+                    return Ok(Arc::new(vec![ResultRef::local(tree, self.lease.clone())]));
+                }
+                _ => {}
+            }
+        }
+        let keys = self.keys(d).await?;
+        if let Some(hit) = self.lookup(&v, &keys).map_err(|e| self.fail(&v, e))? {
+            self.emit(&v, EventKind::Cached);
+            self.record(&v, &keys, VertexStatus::Cached, &hit);
+            return Ok(Arc::new(hit));
+        }
+
+        // A miss: materialize the inputs, then run.
+        let mut set: JoinSet<Step<(usize, ResultRef)>> = JoinSet::new();
+        for (i, input) in v.node.inputs.iter().enumerate() {
+            let (job, input) = (self.clone(), *input);
+            set.spawn(async move {
+                let r = job.result(input.node).await?;
+                Ok((i, r[input.output as usize].clone()))
+            });
+        }
+        let mut inputs: Vec<Option<ResultRef>> = vec![None; v.node.inputs.len()];
+        while let Some(joined) = set.join_next().await {
+            let (i, r) = joined.map_err(|e| self.internal(&v, e))??;
+            inputs[i] = Some(r);
+        }
+        let inputs: Vec<ResultRef> = inputs
+            .into_iter()
+            .map(|r| r.ok_or(Failed))
+            .collect::<Step<_>>()?;
+
+        let _permit = tokio::select! {
+            p = self.semaphore.acquire() => p.map_err(|_| Failed)?,
+            () = self.cancel.cancelled() => return Err(Failed),
+        };
+        if self.cancel.is_cancelled() {
+            return Err(Failed);
+        }
+        self.emit(&v, EventKind::Started);
+        let outputs = self.run(&v, inputs).await.map_err(|e| self.fail(&v, e))?;
+        self.save(&keys, &outputs).map_err(|e| self.fail(&v, e))?;
+        self.emit(&v, EventKind::Done);
+        self.record(&v, &keys, VertexStatus::Executed, &outputs);
+        Ok(Arc::new(outputs))
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        v: &Arc<Vertex>,
+        inputs: Vec<ResultRef>,
+    ) -> Result<Vec<ResultRef>, OpError> {
+        let (store, lease, name, digest) = (
+            self.store.clone(),
+            self.lease.clone(),
+            v.name.clone(),
+            v.digest,
+        );
+        match &v.node.op {
+            Op::Source(_) => {
+                let img = self
+                    .images
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&v.digest)
+                    .cloned()
+                    .ok_or(OpError::Internal {
+                        message: "image source was not resolved".into(),
+                    })?;
+                blocking(move || {
+                    Ok(vec![match source::load(&store, &img)? {
+                        Some(c) => {
+                            lease.protect(&c)?;
+                            ResultRef::committed(c, lease)
+                        }
+                        None => ResultRef::empty(lease),
+                    }])
+                })
+                .await
+            }
+            Op::File(f) => {
+                let f = f.clone();
+                blocking(move || {
+                    let cx = StepCx {
+                        store: &store,
+                        lease: &lease,
+                        vertex: digest,
+                        name: &name,
+                    };
+                    ops::file(&cx, &f, &inputs)
+                })
+                .await
+            }
+            Op::Merge(_) => {
+                blocking(move || {
+                    let cx = StepCx {
+                        store: &store,
+                        lease: &lease,
+                        vertex: digest,
+                        name: &name,
+                    };
+                    ops::merge(&cx, &inputs)
+                })
+                .await
+            }
+            Op::Exec(e) => {
+                let cx = StepCx {
+                    store: &store,
+                    lease: &lease,
+                    vertex: digest,
+                    name: &name,
+                };
+                let logs = Logs {
+                    job: self.clone(),
+                    vertex: v.clone(),
+                };
+                ops::exec(&cx, e, &inputs, self.executor.as_ref(), &logs, &self.cancel).await
+            }
+        }
+    }
+
+    /// All outputs' records, or `None` if any output misses. A record whose preimage carries a
+    /// `result_chain` (a merge, or a step on one) uses that chain, if every snapshot still exists.
+    fn lookup(&self, v: &Vertex, keys: &Keys) -> Result<Option<Vec<ResultRef>>, OpError> {
+        if matches!(v.node.op, Op::Source(_)) {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for key in &keys.keys {
+            let ck = dray_cache::Digest::from_sha256(*key.as_bytes());
+            let Some(c) = self.store.lookup(&ck)? else {
+                return Ok(None);
+            };
+            let chain = self
+                .store
+                .cache_record(&ck)?
+                .and_then(|r| serde_json::from_str::<Preimage>(&r.preimage).ok())
+                .and_then(|p| p.result_chain);
+            self.lease.protect(&c)?;
+            match chain {
+                None => out.push(ResultRef::committed(c, self.lease.clone())),
+                Some(chain) => {
+                    let mut ids = Vec::with_capacity(chain.len());
+                    for id in &chain {
+                        let Ok(part) = id.parse().and_then(|id| self.store.get(&id)) else {
+                            return Ok(None);
+                        };
+                        self.lease.protect(&part)?;
+                        ids.push(part.id);
+                    }
+                    let chain = ids;
+                    out.push(ResultRef::chain(chain, Some(c), self.lease.clone()));
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Saves one record per output that has a snapshot.
+    fn save(&self, keys: &Keys, outputs: &[ResultRef]) -> Result<(), OpError> {
+        for ((key, pre), out) in keys.keys.iter().zip(&keys.preimages).zip(outputs) {
+            let Some(top) = out.committed_top() else {
+                continue;
+            };
+            let mut pre = pre.clone();
+            if out.chain_ids() != top.chain.as_slice() {
+                pre.result_chain = Some(out.chain_ids().iter().map(ToString::to_string).collect());
+            }
+            let ck = dray_cache::Digest::from_sha256(*key.as_bytes());
+            self.store.save(&ck, &pre.to_json(), top)?;
+        }
+        Ok(())
+    }
+}
+
+struct Logs {
+    job: Arc<Job>,
+    vertex: Arc<Vertex>,
+}
+
+impl LogSink for Logs {
+    fn write(&self, stream: LogStream, bytes: &[u8]) {
+        self.job.emit(
+            &self.vertex,
+            EventKind::Log {
+                stream,
+                bytes: bytes.to_vec(),
+            },
+        );
+    }
+}
+
+/// Runs blocking filesystem or database work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpError::Internal {
+            message: e.to_string(),
+        })?
+}
+
+/// An error with its causes, `: `-joined.
+pub(crate) fn render(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
