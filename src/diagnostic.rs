@@ -58,6 +58,34 @@ pub(crate) fn render(file: &str, source: &[u8], span: Span, message: &str) -> Re
     Rendered { text }
 }
 
+/// The span of lines `start..=end` (1-based) of `source`, without the final newline: where a
+/// step that failed at solve time is shown, since the op graph keeps lines, not columns.
+pub(crate) fn line_span(source: &[u8], start: usize, end: usize) -> Span {
+    let mut line_starts = std::iter::once(0).chain(
+        source
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    let from = line_starts
+        .nth(start.saturating_sub(1))
+        .unwrap_or(source.len())
+        .min(source.len());
+    let to = source[from..]
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .nth(end.saturating_sub(start))
+        .map_or(source.len(), |(i, _)| from + i);
+    let to = if to > from && source[to - 1] == b'\r' {
+        to - 1
+    } else {
+        to
+    };
+    Span::new(from, to)
+}
+
 fn theme() -> GraphicalTheme {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let mut theme = if color {
@@ -90,6 +118,18 @@ mod tests {
         );
         assert!(out.contains("FOO bar"), "{out}");
         assert!(out.contains("^^^"), "{out}");
+    }
+
+    #[test]
+    fn line_spans_cover_whole_lines() {
+        let source = b"FROM scratch\r\nCOPY a \\\r\n  /b\r\nCMD x";
+        let span = line_span(source, 2, 3);
+        assert_eq!(&source[span.range()], b"COPY a \\\r\n  /b");
+        assert_eq!(&source[line_span(source, 4, 4).range()], b"CMD x");
+        assert_eq!(
+            line_span(source, 9, 9),
+            Span::new(source.len(), source.len())
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 mod cli;
 mod commands;
 mod diagnostic;
+mod ui;
 
 use std::io::Write;
 use std::process::ExitCode;

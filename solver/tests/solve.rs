@@ -327,7 +327,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
     assert_eq!(out.vertices.len(), 3);
     for (vertex, outcome) in &out.vertices {
         assert_eq!(outcome.status, VertexStatus::Executed);
-        let key = dray_cache::Digest::from_sha256(*outcome.keys[0].as_bytes());
+        let key = dray_cache::Digest::from_bytes(*outcome.keys[0].as_bytes());
         let record = fx
             .store
             .cache_record(&key)
@@ -346,7 +346,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
         .values()
         .find(|o| o.name == "COPY a.txt")
         .unwrap();
-    let key = dray_cache::Digest::from_sha256(*copy_a.keys[0].as_bytes());
+    let key = dray_cache::Digest::from_bytes(*copy_a.keys[0].as_bytes());
     let pre: Preimage =
         serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap();
     let json = serde_json::to_string(&pre.op).unwrap();

@@ -20,7 +20,10 @@ pub(crate) fn list(store: &Store) -> Result<()> {
                 image.repository.clone(),
                 image.tag.clone(),
                 image.image_id.hex()[..12].to_owned(),
-                image.created.as_deref().map_or_else(|| "N/A".to_owned(), |t| ago(t, now)),
+                image
+                    .created
+                    .as_deref()
+                    .map_or_else(|| "N/A".to_owned(), |t| ago(t, now)),
                 human_size(image.size),
             ]
         })
@@ -52,7 +55,9 @@ pub(crate) fn history(store: &Store, args: &ImageNameArgs) -> Result<()> {
             };
             [
                 id,
-                row.created.as_deref().map_or_else(|| "N/A".to_owned(), |t| ago(t, now)),
+                row.created
+                    .as_deref()
+                    .map_or_else(|| "N/A".to_owned(), |t| ago(t, now)),
                 truncate(&row.created_by, 45),
                 human_size(row.size),
                 row.comment,
@@ -84,7 +89,7 @@ pub(crate) fn rmi(store: &Store, args: &RmiArgs) -> Result<()> {
 }
 
 fn print_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> Result<()> {
-    let mut widths = header.map(|h| h.chars().count());
+    let mut widths: [usize; N] = std::array::from_fn(|i| header[i].chars().count());
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
@@ -121,7 +126,11 @@ pub(crate) fn human_size(bytes: u64) -> String {
         _ => 2,
     };
     let text = format!("{value:.decimals$}");
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
     format!("{text}{}", UNITS[unit])
 }
 
@@ -130,7 +139,9 @@ fn ago(rfc3339: &str, now: SystemTime) -> String {
     let Some((secs, _)) = dray_image::parse_rfc3339(rfc3339) else {
         return rfc3339.to_owned();
     };
-    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let delta = (now - secs).max(0);
     let (amount, unit) = match delta {
         0 => return "Less than a second ago".to_owned(),

@@ -1,15 +1,31 @@
 //! One module per command. Each returns `anyhow::Result`; `main` turns errors into output and
 //! exit codes.
 
+mod build;
 mod debug;
+mod images;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use dray_cache::{Root, Store};
 
 use crate::cli::{Cli, Command, DebugCommand};
 
 pub(crate) fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::Debug(DebugCommand::Parse(args)) => debug::parse(&args),
-        Command::Debug(DebugCommand::Stages(args)) => debug::stages(&args),
+    match &cli.command {
+        Command::Debug(DebugCommand::Parse(args)) => debug::parse(args),
+        Command::Debug(DebugCommand::Stages(args)) => debug::stages(args),
+        Command::Build(args) => build::build(&open_store(&cli)?, args),
+        Command::Images => images::list(&open_store(&cli)?),
+        Command::Inspect(args) => images::inspect(&open_store(&cli)?, args),
+        Command::History(args) => images::history(&open_store(&cli)?, args),
+        Command::Tag(args) => images::tag(&open_store(&cli)?, args),
+        Command::Rmi(args) => images::rmi(&open_store(&cli)?, args),
     }
+}
+
+/// Opens the store at `--root`, `$DRAY_ROOT`, or the default, with a shared lock.
+fn open_store(cli: &Cli) -> Result<Store> {
+    let root = Root::resolve(cli.root.clone()).context("failed to find dray's root directory")?;
+    Store::open(&root)
+        .with_context(|| format!("failed to open dray's store at {}", root.path().display()))
 }

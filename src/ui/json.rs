@@ -5,9 +5,9 @@
 //! {"vertex":"sha256:…","name":"[2/3] COPY a b","time":"…","event":"log","stream":"stdout","data":"hello\n"}
 //! ```
 
-use std::io::Write;
 use dray_solver::{Event, EventKind, Reporter};
 use serde_json::json;
+use std::io::Write;
 
 /// Renders progress events as JSON lines.
 #[derive(Debug, Default)]

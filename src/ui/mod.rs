@@ -14,7 +14,11 @@ use crate::cli::ProgressMode;
 /// The renderer for `mode`. `auto` is `tty` when stderr is a terminal and `CI` is unset, as
 /// `docker build` decides.
 pub(crate) fn reporter(mode: ProgressMode) -> Box<dyn Reporter> {
-    match resolve(mode, std::io::stderr().is_terminal(), std::env::var_os("CI").is_some()) {
+    match resolve(
+        mode,
+        std::io::stderr().is_terminal(),
+        std::env::var_os("CI").is_some(),
+    ) {
         ProgressMode::Tty => Box::new(tty::TtyReporter::new()),
         ProgressMode::Rawjson => Box::new(json::JsonReporter),
         ProgressMode::Quiet => Box::new(Quiet),
@@ -45,7 +49,13 @@ mod tests {
     fn auto_is_tty_only_on_a_terminal_outside_ci() {
         assert_eq!(resolve(ProgressMode::Auto, true, false), ProgressMode::Tty);
         assert_eq!(resolve(ProgressMode::Auto, true, true), ProgressMode::Plain);
-        assert_eq!(resolve(ProgressMode::Auto, false, false), ProgressMode::Plain);
-        assert_eq!(resolve(ProgressMode::Rawjson, true, false), ProgressMode::Rawjson);
+        assert_eq!(
+            resolve(ProgressMode::Auto, false, false),
+            ProgressMode::Plain
+        );
+        assert_eq!(
+            resolve(ProgressMode::Rawjson, true, false),
+            ProgressMode::Rawjson
+        );
     }
 }

@@ -37,7 +37,10 @@ struct State {
 
 impl Reporter for PlainReporter {
     fn on_event(&self, event: &Event) {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut out = std::io::stderr().lock();
         let next = state.numbers.len() + 1;
         let (number, first) = match state.numbers.get(&event.vertex) {
@@ -91,5 +94,7 @@ fn flush_partial(state: &mut State, vertex: &Digest, number: usize, out: &mut im
 
 /// Seconds from `start` to `at`, 0 when unknown or when the clock went backwards.
 fn elapsed(start: Option<&SystemTime>, at: SystemTime) -> f64 {
-    start.and_then(|start| at.duration_since(*start).ok()).map_or(0.0, |d| d.as_secs_f64())
+    start
+        .and_then(|start| at.duration_since(*start).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
 }

@@ -25,7 +25,10 @@ impl TtyReporter {
     }
 
     fn bar(&self, event: &Event) -> ProgressBar {
-        let mut steps = self.steps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut steps = self
+            .steps
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         steps
             .entry(event.vertex.clone())
             .or_insert_with(|| {

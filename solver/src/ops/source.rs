@@ -93,7 +93,7 @@ fn parse_digest(reference: &str, s: &str) -> Result<Digest, OpError> {
 fn read_blob(store: &Store, blobs: &BlobSource, digest: &Digest) -> Result<Vec<u8>, OpError> {
     match blobs {
         BlobSource::Store => {
-            let d = dray_cache::Digest::from_sha256(*digest.as_bytes());
+            let d = dray_cache::Digest::from_bytes(*digest.as_bytes());
             Ok(store.blobs().read(&d)?)
         }
         BlobSource::Layout(dir) => {
