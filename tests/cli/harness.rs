@@ -18,6 +18,26 @@ impl TestDir {
         }
     }
 
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The store root used by [`TestDir::build`].
+    pub(crate) fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// `dray --root ROOT build --progress plain ARGS… ctx`, with a fixed `SOURCE_DATE_EPOCH`.
+    pub(crate) fn build(&self, args: &[&str]) -> Output {
+        let mut cmd = self.dray();
+        cmd.arg("--root")
+            .arg(self.root())
+            .args(["build", "--progress", "plain"])
+            .args(args);
+        cmd.arg("ctx").env("SOURCE_DATE_EPOCH", "1700000000");
+        cmd.output().expect("run dray build")
+    }
+
     /// Writes `contents` to `name` (relative to the test directory), creating parent dirs.
     pub(crate) fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.dir.path().join(name);

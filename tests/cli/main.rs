@@ -1,6 +1,9 @@
 //! Integration tests that drive the real `dray` binary. One test binary for all commands
 //! (see ripgrep's `tests/tests.rs`, cargo's `tests/testsuite/main.rs`).
 
+mod build;
 mod debug;
 mod harness;
+mod images;
+mod store;
 mod usage;
