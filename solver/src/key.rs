@@ -28,7 +28,7 @@
 //! | source `docker-image://` | `{"op":"source","scheme":"docker-image","manifest":<resolved manifest digest>,"platform"}` | the tag and registry name once pinned: the manifest digest *is* the content |
 //! | source `oci-layout://` | `{"op":"source","scheme":"oci-layout","manifest":<resolved digest>,"platform"}` | the layout path and ref name |
 //! | source `local://<name>` | `{"op":"source","id","attrs","nonce":<per-build random>}` | everything stable: a local source never matches across builds; consumers key on content (`c:` deps) |
-//! | exec | `{"op":"exec","meta":{"args","cwd","env","hostname","user"},"mounts":[{"dest","input","kind","output","readonly"}],"network","security","platform"}` | proxy variables in `env` (`HTTP_PROXY`, `https_proxy`, …: they change how, not what, is fetched); mount `selector`s (they go into `selector_i`); OpMetadata |
+//! | exec | `{"op":"exec","meta":{"args","cwd","env","hostname","user"},"mounts":[{"dest","input","kind","output","readonly"}],"network","security","platform"}` | `meta.proxy_env`, and proxy variables in `env` (`HTTP_PROXY`, `https_proxy`, …: they change how, not what, is fetched); mount `selector`s (they go into `selector_i`); OpMetadata |
 //! | file | `{"op":"file","actions":[…every FileStep field…],"platform"}` with each copy's `src` reduced to its base name | the full copy source paths: the content selector of the source input covers them |
 //! | merge | `{"op":"merge","inputs":<n>,"platform"}` | — |
 //!
