@@ -78,6 +78,9 @@ pub struct MountSpec {
     pub readonly: bool,
     /// The kind, as in the graph.
     pub kind: dray_llb::MountKind,
+    /// For a cache mount: its persistent host directory, `<root>/cache-mounts/<sha256 of id>`
+    /// (created by the solver; sharing modes are the executor's to enforce).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The executor used when no sandbox backend is available: every `RUN` fails with

@@ -317,6 +317,13 @@ impl Solver {
     }
 }
 
+/// The CLI spawns solves: the future must be `Send`.
+#[allow(dead_code)]
+fn assert_solve_is_send(s: &Solver, d: &Definition, r: &dyn Reporter) {
+    fn send<T: Send>(_: T) {}
+    send(s.solve(d, r));
+}
+
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {

@@ -486,3 +486,56 @@ fn missing_image_names_the_reference() {
     );
     let _ = context();
 }
+
+#[test]
+fn exec_specs_stack_layers_top_first_and_give_cache_mounts_a_directory() {
+    let fx = Fixture::new();
+    fx.write("a.txt", "A");
+    let base = copy(&State::scratch(), "/a.txt", "/a.txt", "COPY a");
+    let step = base
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"])
+                .mount(dray_llb::Mount::cache(
+                    "/root/.cache",
+                    "deps",
+                    dray_llb::Sharing::Shared,
+                ))
+                .proxy_env(vec!["HTTPS_PROXY=http://proxy:1".into()]),
+        )
+        .root()
+        .named("RUN with cache");
+    let out = rt()
+        .block_on(fx.solver().solve(&def(&step), &RecordingReporter::new()))
+        .unwrap();
+    let specs = fx.exec.specs.lock().unwrap().clone();
+    assert_eq!(specs.len(), 1);
+    let spec = &specs[0];
+    let chain = out.head.chain_ids();
+    assert_eq!(spec.rootfs.lowers, [fx.store.fs_path(&chain[0])]);
+    assert_eq!(spec.rootfs.upper, fx.store.fs_path(&chain[1]));
+    assert_eq!(spec.meta.proxy_env, ["HTTPS_PROXY=http://proxy:1"]);
+    let cache = spec.mounts[0]
+        .cache_dir
+        .as_ref()
+        .expect("a cache directory");
+    assert!(cache.is_dir());
+    assert!(cache.starts_with(fx.store.root().path()));
+
+    // Another proxy does not change the key.
+    let other = base
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"])
+                .mount(dray_llb::Mount::cache(
+                    "/root/.cache",
+                    "deps",
+                    dray_llb::Sharing::Shared,
+                ))
+                .proxy_env(vec!["HTTPS_PROXY=http://elsewhere:2".into()]),
+        )
+        .root()
+        .named("RUN with cache");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&def(&other), &rep))
+        .unwrap();
+    assert!(rep.started().is_empty());
+}

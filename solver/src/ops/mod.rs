@@ -148,7 +148,21 @@ pub(crate) async fn exec(
             _ => Vec::new(),
         };
         l.reverse();
+        let cache_dir = match &m.kind {
+            MountKind::Cache { id, .. } => {
+                let dir = cx
+                    .store
+                    .root()
+                    .path()
+                    .join("cache-mounts") // owned by the solver (cache crate layout docs)
+                    .join(dray_llb::Digest::of(id).hex());
+                std::fs::create_dir_all(&dir).map_err(OpError::io("create cache mount", &dir))?;
+                Some(dir)
+            }
+            _ => None,
+        };
         mounts.push(MountSpec {
+            cache_dir,
             dest: m.dest.clone(),
             lowers: l,
             selector: m.selector.clone(),
