@@ -198,6 +198,83 @@ impl Preimage {
     }
 }
 
+/// Why `now` has another key than `earlier` (for `build --explain-cache`): one line per
+/// difference, naming the op field (`op.meta.args`) or the input. Empty when the keys match.
+pub fn explain(earlier: &Preimage, now: &Preimage) -> Vec<String> {
+    let mut out = Vec::new();
+    if earlier.schema != now.schema {
+        out.push(format!("key schema {} -> {}", earlier.schema, now.schema));
+    }
+    diff_json("op", &earlier.op, &now.op, &mut out);
+    if earlier.output != now.output {
+        out.push(format!("output {} -> {}", earlier.output, now.output));
+    }
+    if earlier.deps.len() != now.deps.len() {
+        out.push(format!(
+            "{} inputs -> {}",
+            earlier.deps.len(),
+            now.deps.len()
+        ));
+    }
+    for (i, (a, b)) in earlier.deps.iter().zip(&now.deps).enumerate() {
+        match (a, b) {
+            (
+                ResolvedDep::Key {
+                    key: ka,
+                    selector: sa,
+                },
+                ResolvedDep::Key {
+                    key: kb,
+                    selector: sb,
+                },
+            ) => {
+                if ka != kb {
+                    out.push(format!("input {i}: its cache key changed ({ka} -> {kb})"));
+                }
+                if sa != sb {
+                    out.push(format!("input {i}: selector {sa:?} -> {sb:?}"));
+                }
+            }
+            (
+                ResolvedDep::Content {
+                    digest: da,
+                    selectors: sa,
+                },
+                ResolvedDep::Content {
+                    digest: db,
+                    selectors: sb,
+                },
+            ) => {
+                if sa != sb {
+                    out.push(format!("input {i}: copied paths {sa:?} -> {sb:?}"));
+                } else if da != db {
+                    out.push(format!(
+                        "input {i}: the content of {} changed",
+                        sb.join(", ")
+                    ));
+                }
+            }
+            _ => out.push(format!("input {i}: keyed by definition <-> by content")),
+        }
+    }
+    out
+}
+
+fn diff_json(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        _ if a == b => {}
+        (Value::Object(ma), Value::Object(mb)) => {
+            let keys: std::collections::BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                let (va, vb) = (ma.get(k).unwrap_or(&null), mb.get(k).unwrap_or(&null));
+                diff_json(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        _ => out.push(format!("{path}: {a} -> {b}")),
+    }
+}
+
 /// Compact JSON with object keys sorted at every level, whatever serde_json's map type is.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     fn sorted(value: &Value) -> Value {
@@ -293,6 +370,37 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":[{"x":1,"y":0}],"b":{"a":2,"z":1}}"#
         );
+    }
+
+    #[test]
+    fn explain_names_what_changed() {
+        let pre = |args: &str, content: &str, key: &str| Preimage {
+            schema: KEY_SCHEMA.into(),
+            vertex: Digest::of("v"),
+            name: "RUN".into(),
+            op: serde_json::json!({"op": "exec", "meta": {"args": [args]}}),
+            cm_digest: Digest::of("unused"),
+            output: 0,
+            deps: vec![
+                ResolvedDep::Key {
+                    key: Digest::of(key),
+                    selector: String::new(),
+                },
+                ResolvedDep::Content {
+                    digest: Digest::of(content),
+                    selectors: vec!["/a.txt".into()],
+                },
+            ],
+            result_chain: None,
+        };
+        let a = pre("make", "c1", "k");
+        assert!(explain(&a, &a).is_empty());
+        let b = pre("make all", "c2", "k");
+        let why = explain(&a, &b);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert_eq!(why[0], r#"op.meta.args: ["make"] -> ["make all"]"#);
+        assert_eq!(why[1], "input 1: the content of /a.txt changed");
+        assert!(explain(&a, &pre("make", "c1", "k2"))[0].starts_with("input 0: its cache key"));
     }
 
     #[test]

@@ -88,6 +88,18 @@ fn editing_one_context_file_reruns_only_its_copy_and_dependents() {
     assert_eq!(read_in(&layers, "/app/b.txt").as_deref(), Some("B2"));
     // The unchanged bottom layer is shared.
     assert_eq!(out.head.chain_ids()[0], first.head.chain_ids()[0]);
+    // --explain-cache: the stored preimages say why COPY b.txt missed.
+    let preimage = |o: &dray_solver::SolveOutput| -> Preimage {
+        let v = o
+            .vertices
+            .values()
+            .find(|v| v.name == "COPY b.txt")
+            .unwrap();
+        let key = dray_cache::Digest::from_sha256(*v.keys[0].as_bytes());
+        serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap()
+    };
+    let why = dray_solver::explain(&preimage(&first), &preimage(&out));
+    assert_eq!(why, ["input 1: the content of /b.txt changed"]);
 
     // Editing a file no COPY includes changes nothing.
     fx.write("unrelated.txt", "x");
@@ -289,6 +301,19 @@ fn first_error_cancels_the_rest_and_names_the_step() {
         .collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(rep.summary().unwrap().failed, 1);
+}
+
+#[test]
+fn a_scratch_head_is_empty() {
+    let fx = Fixture::new();
+    let out = rt()
+        .block_on(
+            fx.solver()
+                .solve(&def(&State::scratch()), &RecordingReporter::new()),
+        )
+        .unwrap();
+    assert!(out.head.is_empty());
+    assert!(out.head.chain_ids().is_empty());
 }
 
 #[test]
