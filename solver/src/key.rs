@@ -43,6 +43,7 @@
 //! | file | an input that a step edits (`FileStep::input`) | `Definition` | empty |
 //! | file | an input only read by copies (`secondary_input`) | `Content` | every copy's full `src` reading it, in action order |
 //! | merge | every input | `Definition` | empty |
+//! | any | a `local://` source (e.g. `RUN --mount=type=bind` of the context) | `Content` | the `Definition` selector(s), or `/` |
 //!
 //! # What goes into a content hash
 //!

@@ -31,7 +31,7 @@ use crate::cachemap;
 use crate::error::{OpError, SolveError};
 use crate::executor::{Executor, LogSink};
 use crate::fs::Tree;
-use crate::fs::contenthash::{StoreMemo, checksum};
+use crate::fs::contenthash::{ContentSelector, StoreMemo, checksum};
 use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
 use crate::ops::source::{self, ResolvedImage};
 use crate::ops::{self, StepCx};
@@ -260,6 +260,28 @@ impl Job {
         let mut cm = self.cache_map(&v).await.map_err(|e| self.fail(&v, e))?;
         if self.no_cache || v.ignore_cache {
             cm.salt(&crate::nonce());
+        }
+        // A local source's own key is per build, so whoever reads it keys on its content.
+        for (dep, input) in cm.deps.iter_mut().zip(&v.node.inputs) {
+            let is_local = matches!(
+                &self.vertex(&input.node).node.op,
+                Op::Source(s) if matches!(s.id, SourceId::Local { .. })
+            );
+            if let (true, DepKey::Definition { selector }) = (is_local, &dep) {
+                let path = if selector.is_empty() { "/" } else { selector };
+                *dep = DepKey::Content {
+                    selectors: path
+                        .split(',')
+                        .map(|p| ContentSelector {
+                            path: p.to_owned(),
+                            follow_links: false,
+                            wildcard: false,
+                            include: Vec::new(),
+                            exclude: Vec::new(),
+                        })
+                        .collect(),
+                };
+            }
         }
         let mut set: JoinSet<Step<(usize, ResolvedDep)>> = JoinSet::new();
         for (i, (input, dep)) in v.node.inputs.iter().zip(&cm.deps).enumerate() {

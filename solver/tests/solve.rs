@@ -564,3 +564,37 @@ fn exec_specs_stack_layers_top_first_and_give_cache_mounts_a_directory() {
         .unwrap();
     assert!(rep.started().is_empty());
 }
+
+#[test]
+fn a_run_that_mounts_the_context_keys_on_its_content() {
+    let fx = Fixture::new();
+    fx.write("src/a.c", "int a;");
+    fx.write("other.txt", "o");
+    let step = State::scratch()
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"]).mount(
+                dray_llb::Mount::bind("/src", context())
+                    .selector("/src")
+                    .readonly(),
+            ),
+        )
+        .root()
+        .named("RUN --mount=type=bind");
+    let d = def(&step);
+    rt().block_on(fx.solver().solve(&d, &RecordingReporter::new()))
+        .unwrap();
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert!(
+        rep.started().is_empty(),
+        "the context's per-build key must not leak"
+    );
+    fx.write("other.txt", "changed");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert!(rep.started().is_empty(), "outside the mount's selector");
+    fx.write("src/a.c", "int b;");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert_eq!(rep.started(), ["RUN --mount=type=bind"]);
+}

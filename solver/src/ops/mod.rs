@@ -143,10 +143,12 @@ pub(crate) async fn exec(
     lowers.reverse();
     let mut mounts = Vec::new();
     for m in op.mounts.iter().filter(|m| m.dest != "/") {
-        let mut l = match (m.input, &m.kind) {
-            (Some(i), MountKind::Bind) => input(inputs, i)?.layer_dirs(cx.store),
-            _ => Vec::new(),
+        let mounted = match (m.input, &m.kind) {
+            (Some(i), MountKind::Bind) => Some(input(inputs, i)?),
+            _ => None,
         };
+        let mut l = mounted.map(|r| r.layer_dirs(cx.store)).unwrap_or_default();
+        let local_dir = mounted.and_then(|r| r.local_dir()).map(ToOwned::to_owned);
         l.reverse();
         let cache_dir = match &m.kind {
             MountKind::Cache { id, .. } => {
@@ -163,6 +165,7 @@ pub(crate) async fn exec(
         };
         mounts.push(MountSpec {
             cache_dir,
+            local_dir,
             dest: m.dest.clone(),
             lowers: l,
             selector: m.selector.clone(),
