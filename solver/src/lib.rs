@@ -274,6 +274,7 @@ impl Solver {
                 joined = &mut root => break joined,
             }
         };
+        job.close_running();
         while let Ok(event) = rx.try_recv() {
             reporter.on_event(&event);
         }

@@ -14,7 +14,7 @@
 //! The first error is recorded, cancels the [`CancellationToken`] (running executors stop,
 //! pending work is skipped), and is what the solve returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -115,6 +115,7 @@ pub(crate) struct Job {
     pub lease: Arc<Lease>,
     pub memo: Arc<StoreMemo>,
     pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
+    running: Mutex<HashSet<Digest>>,
 }
 
 /// Options of [`Job::new`].
@@ -147,6 +148,7 @@ impl Job {
             first_error: Mutex::new(None),
             lease: Arc::new(parts.lease),
             outcomes: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(HashSet::new()),
         })
     }
 
@@ -161,28 +163,75 @@ impl Job {
 
     /// Records `error` as the solve's error if it is the first, cancels everything else.
     fn fail(&self, v: &Vertex, error: OpError) -> Failed {
+        self.fail_first(v, error);
+        Failed
+    }
+
+    /// Reports `Started` and marks `v` running until [`Job::finish`] (or the guard's drop, if
+    /// the step is cancelled) closes it.
+    fn start(self: &Arc<Self>, v: &Arc<Vertex>) -> Running {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(v.digest);
+        self.emit(v, EventKind::Started);
+        Running {
+            job: self.clone(),
+            vertex: v.clone(),
+        }
+    }
+
+    /// Closes a running vertex with `kind`, once: `false` if it was already closed.
+    fn finish(&self, v: &Vertex, kind: EventKind) -> bool {
+        let was_running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&v.digest);
+        if was_running {
+            self.emit(v, kind);
+        }
+        was_running
+    }
+
+    /// Closes every vertex still running (their tasks were aborted) as cancelled.
+    pub(crate) fn close_running(&self) {
+        let running: Vec<Digest> = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for d in running {
+            self.emit(&self.vertex(&d), cancelled());
+        }
+    }
+
+    /// Whether `error` became the solve's error.
+    fn fail_first(&self, v: &Vertex, error: OpError) -> bool {
         if self.cancel.is_cancelled() && matches!(error, OpError::Internal { .. }) {
-            return Failed;
+            return false;
         }
         let mut first = self
             .first_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if first.is_none() {
-            self.emit(
-                v,
-                EventKind::Failed {
-                    error: render(&error),
-                },
-            );
+            let failed = EventKind::Failed {
+                error: render(&error),
+            };
+            if !self.finish(v, failed.clone()) {
+                self.emit(v, failed);
+            }
             *first = Some(SolveError::Step {
                 vertex: v.digest,
                 name: v.name.clone(),
                 source: error,
             });
             self.cancel.cancel();
+            return true;
         }
-        Failed
+        false
     }
 
     fn vertex(&self, d: &Digest) -> Arc<Vertex> {
@@ -389,7 +438,11 @@ impl Job {
             }
         }
         let keys = self.keys(d).await?;
-        if let Some(hit) = self.lookup(&v, &keys).map_err(|e| self.fail(&v, e))? {
+        let (job, v2, keys2) = (self.clone(), v.clone(), keys.clone());
+        let hit = blocking(move || job.lookup(&v2, &keys2))
+            .await
+            .map_err(|e| self.fail(&v, e))?;
+        if let Some(hit) = hit {
             self.emit(&v, EventKind::Cached);
             self.record(&v, &keys, VertexStatus::Cached, &hit);
             return Ok(Arc::new(hit));
@@ -421,10 +474,13 @@ impl Job {
         if self.cancel.is_cancelled() {
             return Err(Failed);
         }
-        self.emit(&v, EventKind::Started);
+        let _running = self.start(&v);
         let outputs = self.run(&v, inputs).await.map_err(|e| self.fail(&v, e))?;
-        self.save(&keys, &outputs).map_err(|e| self.fail(&v, e))?;
-        self.emit(&v, EventKind::Done);
+        let (job, keys2, outs) = (self.clone(), keys.clone(), outputs.clone());
+        blocking(move || job.save(&keys2, &outs))
+            .await
+            .map_err(|e| self.fail(&v, e))?;
+        self.finish(&v, EventKind::Done);
         self.record(&v, &keys, VertexStatus::Executed, &outputs);
         Ok(Arc::new(outputs))
     }
@@ -554,6 +610,25 @@ impl Job {
             self.store.save(&ck, &pre.to_json(), top)?;
         }
         Ok(())
+    }
+}
+
+fn cancelled() -> EventKind {
+    EventKind::Failed {
+        error: "cancelled: another step failed".to_owned(),
+    }
+}
+
+/// Closes its vertex as cancelled when dropped before [`Job::finish`] (an aborted or failed
+/// step whose error is not the solve's).
+pub(crate) struct Running {
+    job: Arc<Job>,
+    vertex: Arc<Vertex>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.job.finish(&self.vertex, cancelled());
     }
 }
 

@@ -298,8 +298,17 @@ fn first_error_cancels_the_rest_and_names_the_step() {
     let failed: Vec<_> = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Failed { .. }))
+        .map(|e| (e.name.as_str(), e.kind.clone()))
         .collect();
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        matches!(&failed[0], ("RUN failing", EventKind::Failed { error }) if error.contains("exited with code 1")),
+        "{failed:?}"
+    );
+    assert!(
+        matches!(&failed[1], ("RUN slow", EventKind::Failed { error }) if error.contains("cancelled")),
+        "{failed:?}"
+    );
     assert_eq!(rep.summary().unwrap().failed, 1);
 }
 
