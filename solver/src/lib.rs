@@ -318,11 +318,14 @@ impl Solver {
     }
 }
 
-/// The CLI spawns solves: the future must be `Send`.
+/// The CLI spawns solves (the future must be `Send`) and wraps errors in `anyhow` (they must
+/// be `Send + Sync + 'static`). Checked at compile time.
 #[allow(dead_code)]
 fn assert_solve_is_send(s: &Solver, d: &Definition, r: &dyn Reporter) {
     fn send<T: Send>(_: T) {}
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
     send(s.solve(d, r));
+    error::<SolveError>();
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
