@@ -336,6 +336,31 @@ fn source_times_are_kept_without_timestamp() {
 }
 
 #[test]
+fn an_existing_top_dir_keeps_its_mode_and_takes_the_source_times() {
+    let fx = Fx::new();
+    file(&fx.ctx, "src/f", "f", 0o644);
+    dir(&fx.ctx, "src", 0o700);
+    set_mtime(&fx.ctx.join("src"), 4_000);
+    dir(&fx.lower, "app", 0o751);
+    set_mtime(&fx.lower.join("app"), 9_000);
+    fx.copy(cp("src", "/app")).unwrap();
+    assert_eq!(mode(&fx.up("app")), 0o751);
+    assert_eq!(mtime(&fx.up("app")), 4_000);
+}
+
+#[test]
+fn octal_chmod_sets_special_bits_too() {
+    let fx = Fx::new();
+    file(&fx.ctx, "tool", "t", 0o755);
+    fx.copy(Copy {
+        mode: Some(Mode::Octal(0o4750)),
+        ..cp("tool", "/bin/tool")
+    })
+    .unwrap();
+    assert_eq!(mode(&fx.up("bin/tool")), 0o4750);
+}
+
+#[test]
 fn hard_links_are_preserved() {
     let fx = Fx::new();
     let a = file(&fx.ctx, "d/a", "same", 0o644);

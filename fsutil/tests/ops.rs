@@ -220,9 +220,20 @@ fn mkfile_writes_data_mode_and_owner() {
     }))
     .unwrap();
     assert_eq!(fs::read_to_string(fx.up("etc/motd")).unwrap(), "hello\n");
-    assert_eq!(mode(&fx.up("etc/motd")), 0o644);
+    // Like os.WriteFile, an existing file keeps its mode.
+    assert_eq!(mode(&fx.up("etc/motd")), 0o600);
     assert_eq!(owner(&fx.up("etc/motd")), (3, 4));
     assert_eq!(mtime(&fx.up("etc/motd")), 99);
+    fx.run(Action::Mkfile(Mkfile {
+        path: "/etc/new".into(),
+        mode: 0o4751,
+        data: b"x".to_vec(),
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    assert_eq!(mode(&fx.up("etc/new")), 0o751, "mode & 0o777, as BuildKit");
+    assert_eq!(owner(&fx.up("etc/new")), (0, 0));
     let err = fx
         .run(Action::Mkfile(Mkfile {
             path: "/nodir/f".into(),

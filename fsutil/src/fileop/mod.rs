@@ -34,10 +34,11 @@
 //! tonistiigi/fsutil's `copy` package; see [`Copy`](struct@Copy) for the copy rules. Deliberate
 //! differences:
 //!
-//! * `Mkfile` always creates a fresh file with the given mode and owner (BuildKit's
-//!   `os.WriteFile` keeps an existing file's mode).
-//! * An octal `--chmod` replaces all of `0o7777` (BuildKit's Go `FileMode` conversion drops
-//!   setuid/setgid/sticky from the value and keeps the source's).
+//! * `Mkfile` over an existing file replaces its content and keeps its mode (and its owner
+//!   unless one is given), as BuildKit's `os.WriteFile` does; the new content is a new file
+//!   in `upper` either way.
+//! * `Rm` checks existence with `lstat` (BuildKit uses `stat`, so it reports a dangling
+//!   symlink as missing; here it is removed).
 //! * Copying an xattr the destination filesystem refuses (`EPERM`, `EOPNOTSUPP`) is skipped,
 //!   as BuildKit's handler does; other xattr errors fail the copy.
 //! * `ADD`'s archive unpacking (`attempt_unpack`) is not here: the caller unpacks.
@@ -116,7 +117,10 @@ pub enum Mode {
 /// * `parents` (`COPY --parents`): the source's directories (relative to the source root, or
 ///   to a `/./` pivot in `src`) are kept under `dest`, created with the source's metadata.
 /// * Each entry keeps its source mode, owner, times and xattrs, except that `owner` replaces
-///   the owner, `mode` the permission bits (not of symlinks), and `timestamp` the times.
+///   the owner, `mode` the mode (not of symlinks: an octal mode replaces all of `0o7777`,
+///   setuid/setgid/sticky included, as current fsutil does), and `timestamp` the times. An
+///   existing top directory copied into keeps its mode and owner but takes the source's times
+///   (fsutil's `restoreFileTimestamp`).
 ///   Hard links between copied files are kept; devices, fifos and symlinks are copied as such.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Copy {
