@@ -330,3 +330,49 @@ fn resolve_owner_follows_an_etc_symlink_inside_the_chain() {
     let owner = resolve_owner(&chain, Some(&IdOrName::Name("svc".into())), None).unwrap();
     assert_eq!(owner, Owner { uid: 70, gid: 71 });
 }
+
+#[test]
+fn a_file_written_over_a_whiteout_replaces_it() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "etc/conf", "old", 0o644);
+    fx.run(rm("/etc/conf")).unwrap();
+    assert!(is_whiteout(&fx.up("etc/conf")));
+    fx.run(Action::Mkfile(Mkfile {
+        path: "/etc/conf".into(),
+        mode: 0o640,
+        data: b"new".to_vec(),
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    assert_eq!(fs::read_to_string(fx.up("etc/conf")).unwrap(), "new");
+    assert_eq!(
+        mode(&fx.up("etc/conf")),
+        0o640,
+        "a new file, not the removed one's mode"
+    );
+    // Removing it again brings the whiteout back, since lower still has the path.
+    fx.run(rm("/etc/conf")).unwrap();
+    assert!(is_whiteout(&fx.up("etc/conf")));
+}
+
+#[test]
+fn rm_under_an_opaque_upper_dir_needs_no_whiteout() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "cache/old", "o", 0o644);
+    fx.run(rm("/cache")).unwrap();
+    fx.run(Action::Mkdir(Mkdir {
+        path: "/cache".into(),
+        mode: 0o755,
+        make_parents: false,
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    file(&fx.upper, "cache/old", "new", 0o644);
+    fx.run(rm("/cache/old")).unwrap();
+    // lower's cache/old is hidden by the opaque dir: plain removal is enough.
+    assert_eq!(listing(&fx.upper), ["cache"]);
+}

@@ -124,14 +124,16 @@ impl<'a> Upper<'a> {
         Ok(())
     }
 
-    /// Creates a new, empty directory at `path` (nothing visible there; the parent is in
-    /// upper). It is made opaque if lower has something at `path`.
+    /// Creates a new, empty directory at `path` (nothing visible there, or something to
+    /// replace; the parent is in upper). It is made opaque if anything of lower would show
+    /// through at `path` (a whiteout's target, a replaced lower entry).
     pub(crate) fn create_dir(&mut self, path: &Path, mode: u32, owner: Owner) -> Result<()> {
         self.clear_upper(path)?;
+        let hides_lower = self.merged.lookup(path)?.is_some();
         let (dir, name) = self.parent(path)?;
         rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
-        if self.lower.lookup(path)?.is_some() {
+        if hides_lower {
             xattr::set(dir.proc_path(Some(&name)), OVERLAY_OPAQUE_XATTR, b"y")
                 .map_err(Error::io("mark opaque", shown(path)))?;
         }
@@ -167,7 +169,14 @@ impl<'a> Upper<'a> {
             };
         }
         match self.merged.lookup(path)? {
-            None => Ok(Slot::Empty),
+            None => {
+                // Possibly a whiteout in upper: the new entry takes its place (a non-directory
+                // hides lower on its own; `create_dir` makes a directory opaque).
+                if !want_dir {
+                    self.clear_upper(path)?;
+                }
+                Ok(Slot::Empty)
+            }
             Some((layer, meta)) if meta.is_dir() => {
                 if want_dir {
                     if layer != 0 {
@@ -198,7 +207,8 @@ impl<'a> Upper<'a> {
             return Err(Error::InvalidPath { path: shown(path) });
         }
         self.clear_upper(path)?;
-        if self.lower.lookup(path)?.is_some() {
+        // Whatever still shows at `path` comes from lower: hide it.
+        if self.merged.lookup(path)?.is_some() {
             self.whiteout(path)?;
         }
         Ok(())
