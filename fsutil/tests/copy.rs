@@ -540,3 +540,28 @@ fn copy_into_lower_dir_over_whiteout_makes_it_opaque() {
     assert!(is_opaque(&fx.up("gone")), "old contents must stay hidden");
     assert_eq!(listing(&fx.upper), ["gone", "gone/x"]);
 }
+
+#[test]
+fn xattrs_are_copied_except_overlay_ones() {
+    require_root();
+    let fx = Fx::new();
+    let f = file(&fx.ctx, "d/f", "f", 0o644);
+    let d = fx.ctx.join("d");
+    xattr::set(&f, "user.origin", b"ci").unwrap();
+    xattr::set(&f, "trusted.note", b"t").unwrap();
+    xattr::set(&d, "trusted.overlay.opaque", b"y").unwrap();
+    xattr::set(&d, "user.overlay.opaque", b"y").unwrap();
+    fx.copy(cp("d", "/d")).unwrap();
+    let up_f = fx.up("d/f");
+    assert_eq!(
+        xattr::get(&up_f, "user.origin").unwrap(),
+        Some(b"ci".to_vec())
+    );
+    assert_eq!(
+        xattr::get(&up_f, "trusted.note").unwrap(),
+        Some(b"t".to_vec())
+    );
+    let up_d = fx.up("d");
+    assert_eq!(xattr::get(&up_d, "trusted.overlay.opaque").unwrap(), None);
+    assert_eq!(xattr::get(&up_d, "user.overlay.opaque").unwrap(), None);
+}

@@ -36,13 +36,11 @@ impl Fx {
     }
 
     fn run(&self, action: Action) -> Result<(), Error> {
-        apply(
-            &action,
-            None,
-            &self.chain(),
-            &self.upper,
-            &ApplyContext::default(),
-        )
+        self.run_with(action, &ApplyContext::default())
+    }
+
+    fn run_with(&self, action: Action, ctx: &ApplyContext) -> Result<(), Error> {
+        apply(&action, None, &self.chain(), &self.upper, ctx)
     }
 
     fn up(&self, rel: &str) -> PathBuf {
@@ -375,4 +373,34 @@ fn rm_under_an_opaque_upper_dir_needs_no_whiteout() {
     fx.run(rm("/cache/old")).unwrap();
     // lower's cache/old is hidden by the opaque dir: plain removal is enough.
     assert_eq!(listing(&fx.upper), ["cache"]);
+}
+
+#[test]
+fn userxattr_marks_opaque_dirs_in_the_user_namespace() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "work/old", "o", 0o644);
+    let ctx = ApplyContext::new().with_userxattr(true);
+    fx.run_with(rm("/work"), &ctx).unwrap();
+    fx.run_with(
+        Action::Mkdir(Mkdir {
+            path: "/work".into(),
+            mode: 0o755,
+            make_parents: false,
+            owner: None,
+            timestamp: None,
+        }),
+        &ctx,
+    )
+    .unwrap();
+    let work = fx.up("work");
+    assert_eq!(
+        xattr::get(&work, "user.overlay.opaque").unwrap(),
+        Some(b"y".to_vec())
+    );
+    assert_eq!(xattr::get(&work, "trusted.overlay.opaque").unwrap(), None);
+    // And a chain reads it back as opaque.
+    use dray_fsutil::tree::Tree;
+    let merged = fx.chain().with_top(&fx.upper).unwrap();
+    assert!(merged.read_dir(Path::new("work")).unwrap().is_empty());
 }

@@ -11,7 +11,8 @@
 //!
 //! * a path removed that exists in `lower` becomes a **whiteout**, a 0:0 character device;
 //! * a directory created where `lower` had something (now hidden) is **opaque**
-//!   (`trusted.overlay.opaque=y`);
+//!   (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y` with
+//!   [`ApplyContext::userxattr`]);
 //! * a directory of `lower` that gets new content is **copied up**: created in `upper` with
 //!   the same mode, owner, xattrs and times as in `lower` (times are restored after the
 //!   writes), so the layer does not change its metadata;
@@ -211,7 +212,26 @@ pub struct Symlink {
 /// Settings for [`apply`] that are not part of an action.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
-pub struct ApplyContext {}
+pub struct ApplyContext {
+    /// Mark opaque directories with `user.overlay.opaque` instead of `trusted.overlay.opaque`:
+    /// for layers that will be mounted with overlayfs's `userxattr` option (rootless, in a
+    /// user namespace, where `trusted.*` cannot be written). Whiteouts are the same either
+    /// way.
+    pub userxattr: bool,
+}
+
+impl ApplyContext {
+    /// The defaults: rootful overlay (`trusted.overlay.opaque`).
+    pub fn new() -> ApplyContext {
+        ApplyContext::default()
+    }
+
+    /// Sets [`userxattr`](Self::userxattr).
+    pub fn with_userxattr(mut self, userxattr: bool) -> ApplyContext {
+        self.userxattr = userxattr;
+        self
+    }
+}
 
 /// Applies `action` to the destination `lower` (top layer first), writing the result into
 /// `upper` in overlayfs upper-dir form (see the [module docs](self)). `src` is the source
@@ -226,8 +246,7 @@ pub fn apply(
     upper: &Path,
     ctx: &ApplyContext,
 ) -> Result<()> {
-    let _ = ctx;
-    let mut up = upper::Upper::new(upper, lower)?;
+    let mut up = upper::Upper::new(upper, lower, ctx.userxattr)?;
     match action {
         Action::Copy(c) => match src {
             Some(src) => copy::copy(c, src, &mut up)?,

@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
 use super::user::Owner;
 use crate::error::{Error, Result};
 use crate::sys::{DirFd, Resolve, shown, split};
-use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree};
+use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree, USER_OPAQUE_XATTR};
 
 /// How to make a directory that does not exist yet.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,8 @@ pub(crate) struct Upper<'a> {
     merged: ChainTree,
     /// Directory times to set once all writes are done (creating entries changes them).
     dir_times: BTreeMap<PathBuf, (i64, i64)>,
+    /// The xattr that marks a directory opaque.
+    opaque_xattr: &'static str,
 }
 
 fn errno_io(e: rustix::io::Errno) -> std::io::Error {
@@ -52,12 +54,17 @@ fn ts(ns: i64) -> Timespec {
 }
 
 impl<'a> Upper<'a> {
-    pub(crate) fn new(upper: &Path, lower: &'a ChainTree) -> Result<Upper<'a>> {
+    pub(crate) fn new(upper: &Path, lower: &'a ChainTree, userxattr: bool) -> Result<Upper<'a>> {
         Ok(Upper {
             root: DirFd::open_host(upper)?,
             lower,
             merged: lower.with_top(upper)?,
             dir_times: BTreeMap::new(),
+            opaque_xattr: if userxattr {
+                USER_OPAQUE_XATTR
+            } else {
+                OVERLAY_OPAQUE_XATTR
+            },
         })
     }
 
@@ -134,7 +141,7 @@ impl<'a> Upper<'a> {
         rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
         if hides_lower {
-            xattr::set(dir.proc_path(Some(&name)), OVERLAY_OPAQUE_XATTR, b"y")
+            xattr::set(dir.proc_path(Some(&name)), self.opaque_xattr, b"y")
                 .map_err(Error::io("mark opaque", shown(path)))?;
         }
         self.set_owner_mode(path, owner.uid, owner.gid, Some(mode), FileKind::Dir)

@@ -176,7 +176,7 @@ impl Tree for DirTree {
     }
 }
 
-/// Reads the xattrs at a `/proc` path (see `sys.rs`), sorted, `trusted.overlay.*` dropped.
+/// Reads the xattrs at a `/proc` path (see `sys.rs`), sorted, overlayfs's own dropped.
 /// Filesystems without xattr support give an empty list.
 pub(crate) fn read_xattrs(
     proc: &Path,
