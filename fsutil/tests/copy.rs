@@ -21,6 +21,8 @@ struct Fx {
 
 impl Fx {
     fn new() -> Fx {
+        // Writing a layer sets owners (root's for created parents) and makes whiteouts.
+        require_root();
         let tmp = tempfile::tempdir().unwrap();
         let ctx = dir(tmp.path(), "ctx", 0o755);
         let lower = dir(tmp.path(), "lower", 0o755);
