@@ -149,7 +149,9 @@ fn dir_tree_hides_ignored_paths_and_resets_owners() {
     file(ctx, "node_modules/x/index.js", "x", 0o644);
     file(ctx, "docs/a.md", "a", 0o644);
     file(ctx, "docs/README.md", "r", 0o644);
-    let patterns = Patterns::parse("node_modules\ndocs\n!docs/README.md\n").unwrap();
+    file(ctx, "empty/x.txt", "x", 0o644);
+    let patterns =
+        Patterns::parse("node_modules\ndocs\n!docs/README.md\nempty\n!empty/README.md\n").unwrap();
     let tree = DirTree::open(ctx)
         .unwrap()
         .with_patterns(patterns)
@@ -158,6 +160,8 @@ fn dir_tree_hides_ignored_paths_and_resets_owners() {
     assert_eq!(names(&tree, "docs"), ["README.md"]);
     assert!(tree.lstat(Path::new("node_modules")).unwrap().is_none());
     assert!(tree.lstat(Path::new("docs/a.md")).unwrap().is_none());
+    // An exception that matches nothing inside does not bring the directory back.
+    assert!(tree.lstat(Path::new("empty")).unwrap().is_none());
     let meta = tree.lstat(Path::new("keep.txt")).unwrap().unwrap();
     assert_eq!((meta.uid, meta.gid), (0, 0));
 }

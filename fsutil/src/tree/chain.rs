@@ -16,8 +16,9 @@ use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
 /// directory in lower layers shows through (overlayfs.rst, "whiteouts and opaque
 /// directories"). Needs `CAP_SYS_ADMIN` to set.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-/// The same marker as overlayfs writes it when mounted with `userxattr` (rootless).
-const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+/// The same marker as overlayfs writes it when mounted with `userxattr` (rootless; see
+/// overlayfs.rst, "User xattr").
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// A stack of layer diff directories (`snapshots/<id>/fs`), **top first**, seen as one merged
 /// filesystem with overlayfs's rules:
