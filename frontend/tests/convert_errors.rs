@@ -105,6 +105,16 @@ fn mount_target_root() {
     assert_eq!(at, "--mount=type=cache,target=/");
 }
 
+#[test]
+fn secrets_as_env_are_refused_not_dropped() {
+    let (err, at) = fail("FROM alpine:3.20\nRUN --mount=type=secret,id=tok,env=TOKEN true\n");
+    assert_eq!(
+        err.to_string(),
+        "secret mounts exposed as environment variables (env=) are not supported yet"
+    );
+    assert_eq!(at, "--mount=type=secret,id=tok,env=TOKEN");
+}
+
 struct Broken;
 
 impl ImageResolver for Broken {

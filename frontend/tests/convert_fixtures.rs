@@ -6,7 +6,7 @@
 mod convert_support;
 
 use dray_llb::{
-    FileAction, Mode, MountKind, NetMode, Op, SecurityMode, Sharing, SourceAttrs, SourceId,
+    FileAction, Mode, MountKind, NetMode, Op, SecurityMode, Sharing, SourceAttrs, SourceId, UserOpt,
 };
 
 use convert_support::*;
@@ -379,8 +379,9 @@ fn run_mounts_and_heredocs() {
         .nodes
         .iter()
         .find(|n| {
-            def.metadata[&n.digest()]
-                .custom_name()
+            def.metadata
+                .get(&n.digest())
+                .and_then(|m| m.custom_name())
                 .is_some_and(|c| c.starts_with("[stage-1 2/5] RUN --mount=type=cache"))
         })
         .unwrap();
@@ -407,6 +408,18 @@ fn run_mounts_and_heredocs() {
             },
             false
         )
+    );
+    // uid/mode: the cache is seeded from a /cache directory made with that owner and mode.
+    assert_eq!(e.mounts[1].selector.as_deref(), Some("/cache"));
+    let seed = node(def, &first.inputs[e.mounts[1].input.unwrap() as usize].node);
+    let FileAction::Mkdir(m) = &file(seed).actions[0].action else {
+        panic!()
+    };
+    assert_eq!((m.path.as_str(), m.mode), ("/cache", 0o700));
+    let owner = m.owner.as_ref().unwrap();
+    assert_eq!(
+        (&owner.user, &owner.group),
+        (&Some(UserOpt::Id(1000)), &Some(UserOpt::Id(0)))
     );
     assert_eq!((kinds[2].0, kinds[2].2), ("/mnt/deps", true));
     assert_eq!(e.mounts[2].selector.as_deref(), Some("/deps"));

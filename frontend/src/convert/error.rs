@@ -108,6 +108,14 @@ pub enum Error {
         /// The `--mount` flag.
         span: Span,
     },
+    /// A feature the op graph cannot express yet.
+    #[error("{what} are not supported yet")]
+    Unsupported {
+        /// What, in the plural.
+        what: &'static str,
+        /// The instruction or flag.
+        span: Span,
+    },
     /// `VOLUME ""`.
     #[error("VOLUME specified can not be an empty string")]
     EmptyVolume {
@@ -161,6 +169,7 @@ impl Error {
             | Error::InvalidChecksum { span, .. }
             | Error::InvalidMountTarget { span, .. }
             | Error::SecretWithoutId { span }
+            | Error::Unsupported { span, .. }
             | Error::EmptyVolume { span }
             | Error::InvalidRunHeredoc { span, .. }
             | Error::ImageTrigger { span, .. }

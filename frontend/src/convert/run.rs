@@ -138,7 +138,14 @@ impl StageState {
                 MountSource::State(s) => Some(s),
                 MountSource::Default => None,
             };
+            let from_copy = from.clone();
             let mount = match m.kind {
+                MountType::Secret if m.env.is_some() => {
+                    return Err(Error::Unsupported {
+                        what: "secret mounts exposed as environment variables (env=)",
+                        span: m.span,
+                    });
+                }
                 MountType::Secret => {
                     let id = m
                         .source
@@ -198,7 +205,7 @@ impl StageState {
                             };
                             let id = m.id.clone().unwrap_or_else(|| target.clone());
                             let mount = Mount::cache(target.clone(), id, sharing);
-                            match from {
+                            match from.clone() {
                                 Some(s) => mount.from_state(s),
                                 None => mount,
                             }
@@ -209,6 +216,10 @@ impl StageState {
                         let src = clean_abs(m.source.as_deref().unwrap_or_default());
                         if src != "/" {
                             mount = mount.selector(src);
+                        } else if m.kind == MountType::Cache
+                            && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some())
+                        {
+                            mount = self.cache_owner(mount, m, from_copy);
                         }
                     }
                     if m.readonly {
@@ -242,6 +253,33 @@ impl StageState {
         let line = run_command_string(&args, &self.build_args, &env);
         self.commit(format!("RUN {line}"), true, true);
         Ok(())
+    }
+}
+
+impl StageState {
+    /// `--mount=type=cache,uid=…,gid=…,mode=…`: BuildKit seeds the cache from a `/cache`
+    /// directory made with that owner and mode on the `from` state (or scratch), and mounts
+    /// that directory.
+    fn cache_owner(
+        &self,
+        mount: Mount,
+        m: &crate::instructions::Mount,
+        from: Option<State>,
+    ) -> Mount {
+        let base = from.unwrap_or_else(State::scratch);
+        let seeded = base
+            .file(FileChain::new().then(FileAction::Mkdir(dray_llb::Mkdir {
+                path: "/cache".to_owned(),
+                mode: m.mode.unwrap_or(0o755),
+                make_parents: false,
+                owner: Some(dray_llb::Chown {
+                    user: Some(dray_llb::UserOpt::Id(m.uid.unwrap_or(0))),
+                    group: Some(dray_llb::UserOpt::Id(m.gid.unwrap_or(0))),
+                }),
+                timestamp: None,
+            })))
+            .named("[internal] settings cache mount permissions");
+        mount.from_state(seeded).selector("/cache")
     }
 }
 
