@@ -88,7 +88,7 @@ impl StageState {
                 Some("checksum can't be specified for COPY")
             } else if sources.len() != 1 {
                 Some("checksum can't be specified for multiple sources")
-            } else if !is_http(sources[0]) && !is_git(sources[0]) {
+            } else if !sources.first().is_some_and(|s| is_http(s) || is_git(s)) {
                 Some("checksum requires HTTP(S) or Git sources")
             } else {
                 None
@@ -240,7 +240,11 @@ impl StageState {
                 None => base,
             };
             let copied = base.file(chain).with_metadata(meta(name.clone()));
-            let prefix = name.get(..name.len() - text.len()).unwrap_or_default();
+            let prefix = name
+                .len()
+                .checked_sub(text.len())
+                .and_then(|end| name.get(..end))
+                .unwrap_or_default();
             let link_name = format!("{prefix}LINK {text}");
             let merged = State::merge([self.state.clone(), copied]).with_metadata(meta(link_name));
             self.state = merged;

@@ -210,7 +210,9 @@ impl<'a> Converter<'a> {
     fn run(mut self) -> Result<Conversion, crate::Error> {
         for rs in &self.graph.stages {
             let st = self.dispatch_stage(rs)?;
-            self.done[rs.index] = Some(st);
+            if let Some(slot) = self.done.get_mut(rs.index) {
+                *slot = Some(st);
+            }
         }
         let target = self
             .done
@@ -219,7 +221,11 @@ impl<'a> Converter<'a> {
             .ok_or(stages::Error::NoStages {
                 span: crate::Span::point(0),
             })?;
-        let span = self.df.stages[self.graph.target].span();
+        let span = self
+            .df
+            .stages
+            .get(self.graph.target)
+            .map_or(crate::Span::point(0), |s| s.span());
         let mut image = target.image;
         if !self.opts.labels.is_empty() {
             let labels = image.config.labels.get_or_insert_with(Default::default);
@@ -281,7 +287,7 @@ impl<'a> Converter<'a> {
     fn dispatch_stage(&mut self, rs: &ResolvedStage) -> Result<StageState, crate::Error> {
         let platform = llb_platform(&rs.platform);
         let explicit_platform = platform != self.target_platform;
-        let own = &rs.commands[rs.onbuild_triggers..];
+        let own = rs.commands.get(rs.onbuild_triggers..).unwrap_or_default();
         let image_triggers = self.image_triggers.get(rs.index).copied().unwrap_or(0);
         let steps = own
             .iter()
@@ -305,89 +311,92 @@ impl<'a> Converter<'a> {
         let ignore_cache = self.ignore_cache(rs.name.as_deref());
         let file = self.opts.filename.clone();
 
-        let mut st = match &rs.base {
-            Base::Stage { index } => {
-                let mut parent = self.done[*index].clone().ok_or(stages::Error::NoStages {
-                    span: rs.origin.span,
-                })?;
-                parent.image.config.on_build = None;
-                StageState {
-                    name,
-                    cmd_total: steps,
-                    cmd_index: 0,
-                    cmd_is_onbuild: false,
-                    cmd_set: false,
-                    ignore_cache,
-                    ..parent
-                }
-            }
-            Base::Scratch | Base::Image { .. } => {
-                let mut st = StageState {
-                    name,
-                    state: State::scratch(),
-                    image: empty_image(&platform),
-                    platform: platform.clone(),
-                    explicit_platform,
-                    build_args: Vec::new(),
-                    cmd_total: steps,
-                    cmd_index: 0,
-                    cmd_is_onbuild: false,
-                    cmd_set: false,
-                    ignore_cache,
-                    base_image: None,
-                };
-                if let Base::Image { reference } = &rs.base {
-                    st.cmd_total += 1;
-                    let (state, mut config, pinned, no_layers) =
-                        self.image_source(reference, &platform, rs.origin.span)?;
-                    st.state = state;
-                    if !no_layers {
-                        let text = format!("FROM {pinned}");
-                        let label = st.prefix(&text);
-                        st.state = st
-                            .state
-                            .with_metadata(metadata(label, &file, &rs.origin, false));
-                        st.base_image = Some(pinned);
+        let mut st =
+            match &rs.base {
+                Base::Stage { index } => {
+                    let mut parent = self.done.get(*index).cloned().flatten().ok_or(
+                        stages::Error::NoStages {
+                            span: rs.origin.span,
+                        },
+                    )?;
+                    parent.image.config.on_build = None;
+                    StageState {
+                        name,
+                        cmd_total: steps,
+                        cmd_index: 0,
+                        cmd_is_onbuild: false,
+                        cmd_set: false,
+                        ignore_cache,
+                        ..parent
                     }
-                    config.created = None;
-                    config.config.on_build = None;
-                    st.image = config;
                 }
-                if st.image.os != "windows"
-                    && !st
+                Base::Scratch | Base::Image { .. } => {
+                    let mut st = StageState {
+                        name,
+                        state: State::scratch(),
+                        image: empty_image(&platform),
+                        platform: platform.clone(),
+                        explicit_platform,
+                        build_args: Vec::new(),
+                        cmd_total: steps,
+                        cmd_index: 0,
+                        cmd_is_onbuild: false,
+                        cmd_set: false,
+                        ignore_cache,
+                        base_image: None,
+                    };
+                    if let Base::Image { reference } = &rs.base {
+                        st.cmd_total += 1;
+                        let (state, mut config, pinned, no_layers) =
+                            self.image_source(reference, &platform, rs.origin.span)?;
+                        st.state = state;
+                        if !no_layers {
+                            let text = format!("FROM {pinned}");
+                            let label = st.prefix(&text);
+                            st.state = st
+                                .state
+                                .with_metadata(metadata(label, &file, &rs.origin, false));
+                            st.base_image = Some(pinned);
+                        }
+                        config.created = None;
+                        config.config.on_build = None;
+                        st.image = config;
+                    }
+                    if st.image.os != "windows"
+                        && !st
+                            .image
+                            .config
+                            .env
+                            .iter()
+                            .flatten()
+                            .any(|e| split_env(e).0 == "PATH")
+                    {
+                        st.add_config_env("PATH", stages::DEFAULT_PATH);
+                    }
+                    for entry in st.image.config.env.clone().iter().flatten() {
+                        let (k, v) = split_env(entry);
+                        st.state = st.state.clone().with_env(k, v);
+                    }
+                    if let Some(p) = st.node_platform() {
+                        st.state = st.state.clone().with_platform(p);
+                    }
+                    if let Some(wd) = st
                         .image
                         .config
-                        .env
-                        .iter()
-                        .flatten()
-                        .any(|e| split_env(e).0 == "PATH")
-                {
-                    st.add_config_env("PATH", stages::DEFAULT_PATH);
+                        .working_dir
+                        .clone()
+                        .filter(|w| !w.is_empty())
+                    {
+                        let wd = dispatch::clean_abs(&wd);
+                        st.state = st.state.clone().with_cwd(&wd);
+                        st.image.config.working_dir = Some(wd);
+                    }
+                    if let Some(user) = st.image.config.user.clone().filter(|u| !u.is_empty()) {
+                        st.state = st.state.clone().with_user(user);
+                    }
+                    st
                 }
-                for entry in st.image.config.env.clone().iter().flatten() {
-                    let (k, v) = split_env(entry);
-                    st.state = st.state.clone().with_env(k, v);
-                }
-                if let Some(p) = st.node_platform() {
-                    st.state = st.state.clone().with_platform(p);
-                }
-                if let Some(wd) = st
-                    .image
-                    .config
-                    .working_dir
-                    .clone()
-                    .filter(|w| !w.is_empty())
-                {
-                    let wd = dispatch::clean_abs(&wd);
-                    st.state = st.state.clone().with_cwd(&wd);
-                    st.image.config.working_dir = Some(wd);
-                }
-                if let Some(user) = st.image.config.user.clone().filter(|u| !u.is_empty()) {
-                    st.state = st.state.clone().with_user(user);
-                }
-                st
-            }
-        };
+            };
 
         let trigger_count = rs.onbuild_triggers + image_triggers;
         for (i, command) in rs.commands.iter().enumerate() {

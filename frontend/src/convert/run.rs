@@ -92,10 +92,13 @@ impl StageState {
         let mut custom = c.origin.original.clone();
         let mut extra_mounts = Vec::new();
         if let Some(first) = c.command.files.first() {
-            if args.len() != 1 || !c.command.prepend_shell {
+            let [line] = args.as_slice() else {
+                return Err(Error::InvalidRunHeredoc { args, span });
+            };
+            if !c.command.prepend_shell {
                 return Err(Error::InvalidRunHeredoc { args, span });
             }
-            if is_lone_heredoc(&args[0]) {
+            if is_lone_heredoc(line) {
                 let data = first.data.clone();
                 if self.image.os != "windows" && data.starts_with("#!") {
                     // A script with a shebang: write it to a file and run that.
@@ -115,7 +118,7 @@ impl StageState {
                 }
                 custom.push_str(&format!(" ({})", summarize(&first.data)));
             } else {
-                let mut line = args[0].clone();
+                let mut line = line.clone();
                 for f in &c.command.files {
                     line.push('\n');
                     line.push_str(&f.data);
