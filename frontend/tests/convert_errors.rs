@@ -115,6 +115,16 @@ fn secrets_as_env_are_refused_not_dropped() {
     assert_eq!(at, "--mount=type=secret,id=tok,env=TOKEN");
 }
 
+#[test]
+fn invalid_source_date_epoch() {
+    let mut opts = base_options();
+    opts.resolve
+        .build_args
+        .insert("SOURCE_DATE_EPOCH".into(), "yesterday".into());
+    let err = convert::convert_source(b"FROM scratch\n", &opts, &images()).unwrap_err();
+    assert_eq!(err.to_string(), "invalid SOURCE_DATE_EPOCH: \"yesterday\"");
+}
+
 struct Broken;
 
 impl ImageResolver for Broken {

@@ -132,6 +132,21 @@ fn args_env_and_proxies() {
             "[5/5] RUN --network=none echo /out2",
         ]
     );
+    // SOURCE_DATE_EPOCH stamps copied files and WORKDIR directories.
+    assert_eq!(out.epoch, Some(1_700_000_000));
+    let FileAction::Mkdir(m) = &file(node_named(def, "[2/5] WORKDIR /src")).actions[0].action
+    else {
+        panic!()
+    };
+    assert_eq!(m.timestamp, Some(1_700_000_000));
+    let copy = file(node_named(
+        def,
+        "[3/5] COPY --chown=builder:builder greet.sh ./",
+    ));
+    let FileAction::Copy(c) = &copy.actions[0].action else {
+        panic!()
+    };
+    assert_eq!(c.timestamp, Some(1_700_000_000));
     let last = exec(node_named(def, "[5/5] RUN --network=none echo /out2"));
     assert_eq!(last.meta.args, ["/bin/sh", "-c", "echo $OUT"]);
     assert_eq!(last.network, NetMode::None);
@@ -154,6 +169,7 @@ fn args_env_and_proxies() {
     // ... nor the graph's identity: the same build without a proxy has the same digests.
     let mut opts = case_options("args-env");
     opts.resolve.build_args.remove("HTTP_PROXY");
+    assert!(opts.resolve.build_args.contains_key("SOURCE_DATE_EPOCH"));
     let src = std::fs::read(root().join("args-env/Dockerfile")).unwrap();
     let direct = dray_frontend::convert::convert_source(&src, &opts, &images()).unwrap();
     assert_eq!(direct.definition.digests(), def.digests());

@@ -161,6 +161,7 @@ impl StageState {
                         attempt_unpack: spec.unpack.unwrap_or(false),
                         create_dest_path: true,
                         exclude_patterns: spec.exclude.clone(),
+                        timestamp: self.epoch,
                         ..Copy::default()
                     },
                 );
@@ -197,6 +198,7 @@ impl StageState {
                     allow_empty_wildcard: true,
                     include_patterns: include,
                     exclude_patterns: spec.exclude.clone(),
+                    timestamp: self.epoch,
                     ..Copy::default()
                 },
             );
@@ -225,6 +227,7 @@ impl StageState {
                     owner: owner.clone(),
                     mode: mode.clone(),
                     create_dest_path: true,
+                    timestamp: self.epoch,
                     ..Copy::default()
                 },
             );

@@ -116,6 +116,14 @@ pub enum Error {
         /// The instruction or flag.
         span: Span,
     },
+    /// `SOURCE_DATE_EPOCH` that is not a number of seconds.
+    #[error("invalid SOURCE_DATE_EPOCH: {value:?}")]
+    InvalidSourceDateEpoch {
+        /// The value.
+        value: String,
+        /// The start of the file (the value comes from the command line or a global ARG).
+        span: Span,
+    },
     /// `VOLUME ""`.
     #[error("VOLUME specified can not be an empty string")]
     EmptyVolume {
@@ -170,6 +178,7 @@ impl Error {
             | Error::InvalidMountTarget { span, .. }
             | Error::SecretWithoutId { span }
             | Error::Unsupported { span, .. }
+            | Error::InvalidSourceDateEpoch { span, .. }
             | Error::EmptyVolume { span }
             | Error::InvalidRunHeredoc { span, .. }
             | Error::ImageTrigger { span, .. }

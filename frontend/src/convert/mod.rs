@@ -107,6 +107,10 @@ pub struct Conversion {
     pub stages: StageGraph,
     /// The context paths the build reads (BuildKit's follow paths); empty means all.
     pub context_paths: Vec<String>,
+    /// `SOURCE_DATE_EPOCH` (a build argument, or a global ARG default), in seconds: copied
+    /// files and WORKDIR directories carry it as their mtime; image assembly should use it for
+    /// `created`.
+    pub epoch: Option<i64>,
 }
 
 /// Converts `dockerfile` for `opts`, looking base images up in `images`.
@@ -165,6 +169,7 @@ struct Converter<'a> {
     proxy_env: Vec<String>,
     target_platform: Platform,
     single: bool,
+    epoch: Option<i64>,
     image_triggers: Vec<usize>,
     done: Vec<Option<StageState>>,
 }
@@ -202,6 +207,7 @@ impl<'a> Converter<'a> {
                 .collect(),
             target_platform: llb_platform(&opts.resolve.target_platform),
             single: df.stages.len() + unregistered_sources(df) == 1,
+            epoch: source_date_epoch(opts, graph)?,
             image_triggers: image_triggers.unwrap_or_else(|| vec![0; df.stages.len()]),
             done: vec![None; df.stages.len()],
         })
@@ -245,6 +251,7 @@ impl<'a> Converter<'a> {
             base_image: target.base_image,
             stages: self.graph.clone(),
             context_paths: self.context_paths,
+            epoch: self.epoch,
         })
     }
 
@@ -344,6 +351,7 @@ impl<'a> Converter<'a> {
                         cmd_set: false,
                         ignore_cache,
                         base_image: None,
+                        epoch: self.epoch,
                     };
                     if let Base::Image { reference } = &rs.base {
                         st.cmd_total += 1;
@@ -527,6 +535,27 @@ fn chmod(
 ) -> Option<(String, crate::instructions::ChmodSpec)> {
     let c = c?;
     Some((c.value.value.clone(), c.mode.clone()?))
+}
+
+/// BuildKit's `SOURCE_DATE_EPOCH`: the build argument, else a non-empty global ARG value.
+fn source_date_epoch(opts: &ConvertOptions, graph: &StageGraph) -> Result<Option<i64>, Error> {
+    const KEY: &str = "SOURCE_DATE_EPOCH";
+    let value = opts
+        .resolve
+        .build_args
+        .get(KEY)
+        .or_else(|| graph.global_args.values.get(KEY).filter(|v| !v.is_empty()));
+    let Some(value) = value else { return Ok(None) };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| Error::InvalidSourceDateEpoch {
+            value: value.clone(),
+            span: crate::Span::point(0),
+        })
 }
 
 fn find_stage_by_name(df: &Dockerfile, name: &str) -> Option<usize> {
