@@ -35,8 +35,28 @@
 //!
 //! `created` fields and `rootfs` are left empty: image assembly fills them.
 //!
-//! Start reading at [`convert`]; the instruction handlers live in `dispatch` (config-only
-//! instructions and WORKDIR), `copy` (COPY/ADD) and `run` (RUN).
+//! # Differences from BuildKit
+//!
+//! On purpose or for now:
+//!
+//! - Base images come from an [`ImageResolver`] (dray's local store); nothing is pulled.
+//! - Ops carry a platform only when it differs from the target platform (`None` is the build
+//!   default); progress names never carry a platform prefix (no multi-platform builds yet).
+//! - `ADD <git url>`, `RUN --mount=type=secret,env=…`, `RUN --device`, ulimits, extra hosts,
+//!   cgroup parent and named build contexts are refused or absent.
+//! - A writable bind mount (`rw`) is an output of the exec node; BuildKit discards it
+//!   (`ForceNoOutput`). Its content is still thrown away unless a consumer asks for it.
+//! - `COPY --parents` is encoded as BuildKit encodes it (the part before `/./` as the copy
+//!   source, the rest as an include pattern); BuildKit's "required paths" check for literal
+//!   sources is left to the copy itself.
+//! - A shared node (the same `FROM` in two stages) is named after its first use from the head.
+//! - The stage env of a stage built `FROM` another stage is the parent's final env; BuildKit
+//!   re-applies the parent's *config* env on top, which differs only when an ARG and an ENV of
+//!   the same name disagree.
+//!
+//! Start reading at [`convert`] (or [`convert_source`]); the instruction handlers live in
+//! `dispatch` (config-only instructions and WORKDIR), `copy` (COPY/ADD), `run` (RUN),
+//! `triggers` (image ONBUILD) and `images` (the resolver and its memo).
 
 mod copy;
 mod dispatch;
