@@ -473,10 +473,7 @@ impl<'a> Converter<'a> {
                         (Some(from), kind) if kind != MountType::Tmpfs => {
                             match find_stage_by_name(self.df, from) {
                                 Some(index) => MountSource::State(self.stage_state(index, m.span)?),
-                                None => {
-                                    let target = self.target_platform.clone();
-                                    MountSource::State(self.image_source(from, &target, m.span)?.0)
-                                }
+                                None => MountSource::State(self.extra_image(from, m.span)?),
                             }
                         }
                         _ => MountSource::Default,
@@ -538,6 +535,18 @@ impl<'a> Converter<'a> {
             })
     }
 
+    /// An image used as a `COPY --from` or `--mount from=` source, for the target platform.
+    /// BuildKit names it `FROM <pinned ref>`, without a step prefix.
+    fn extra_image(&self, reference: &str, span: crate::Span) -> Result<State, Error> {
+        let (state, _, pinned, no_layers) =
+            self.image_source(reference, &self.target_platform, span)?;
+        Ok(if no_layers {
+            state
+        } else {
+            state.named(format!("FROM {pinned}"))
+        })
+    }
+
     /// `COPY --from`: a stage index, a stage name, or an image.
     fn copy_from(&self, from: &str, span: crate::Span) -> Result<State, Error> {
         if let Ok(index) = from.parse::<usize>() {
@@ -545,7 +554,7 @@ impl<'a> Converter<'a> {
         }
         match find_stage_by_name(self.df, from) {
             Some(index) => self.stage_state(index, span),
-            None => Ok(self.image_source(from, &self.target_platform, span)?.0),
+            None => self.extra_image(from, span),
         }
     }
 }
