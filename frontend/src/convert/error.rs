@@ -151,6 +151,15 @@ pub enum Error {
         /// The FROM of the stage.
         span: Span,
     },
+    /// A stage was needed before it was converted (a converter bug: stages come in dependency
+    /// order).
+    #[error("internal error: stage {index} was used before it was converted")]
+    StageNotConverted {
+        /// The stage's index in the Dockerfile.
+        index: usize,
+        /// The instruction that needed it.
+        span: Span,
+    },
     /// The graph could not be marshaled (a converter bug: the head is always output 0).
     #[error("internal error: the op graph of the target stage could not be marshaled")]
     Marshal {
@@ -182,6 +191,7 @@ impl Error {
             | Error::EmptyVolume { span }
             | Error::InvalidRunHeredoc { span, .. }
             | Error::ImageTrigger { span, .. }
+            | Error::StageNotConverted { span, .. }
             | Error::Marshal { span, .. } => *span,
         }
     }

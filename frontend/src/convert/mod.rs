@@ -240,18 +240,19 @@ impl<'a> Converter<'a> {
                 *slot = Some(st);
             }
         }
-        let target = self
-            .done
-            .get_mut(self.graph.target)
-            .and_then(Option::take)
-            .ok_or(stages::Error::NoStages {
-                span: crate::Span::point(0),
-            })?;
         let span = self
             .df
             .stages
             .get(self.graph.target)
             .map_or(crate::Span::point(0), |s| s.span());
+        let target = self
+            .done
+            .get_mut(self.graph.target)
+            .and_then(Option::take)
+            .ok_or(Error::StageNotConverted {
+                index: self.graph.target,
+                span,
+            })?;
         let mut image = target.image;
         if !self.opts.labels.is_empty() {
             let labels = image.config.labels.get_or_insert_with(Default::default);
@@ -342,7 +343,8 @@ impl<'a> Converter<'a> {
             match &rs.base {
                 Base::Stage { index } => {
                     let mut parent = self.done.get(*index).cloned().flatten().ok_or(
-                        stages::Error::NoStages {
+                        Error::StageNotConverted {
+                            index: *index,
                             span: rs.origin.span,
                         },
                     )?;
