@@ -99,6 +99,12 @@ fn add_of_git_sources_is_not_supported() {
 }
 
 #[test]
+fn copy_of_a_git_url() {
+    let (err, _) = fail("FROM scratch\nCOPY https://github.com/moby/buildkit.git /src\n");
+    assert_eq!(err.to_string(), "source can't be a git ref for COPY");
+}
+
+#[test]
 fn mount_target_root() {
     let (err, at) = fail("FROM alpine:3.20\nRUN --mount=type=cache,target=/ true\n");
     assert_eq!(err.to_string(), "invalid mount target \"/\"");

@@ -116,7 +116,10 @@ impl StageState {
 
         for &src in &sources {
             msg.push_str(&format!(" {src}"));
-            if is_git(src) {
+            if is_git(src) && !spec.is_add && is_http(src) {
+                return Err(Error::GitInCopy { span });
+            }
+            if is_git(src) && spec.is_add {
                 return Err(Error::GitSource {
                     source_url: src.to_owned(),
                     span,

@@ -66,6 +66,12 @@ pub enum Error {
         /// The instruction.
         span: Span,
     },
+    /// `COPY <git url>`: only ADD clones.
+    #[error("source can't be a git ref for COPY")]
+    GitInCopy {
+        /// The instruction.
+        span: Span,
+    },
     /// `ADD <git url>`: git sources are not supported yet.
     #[error("git sources are not supported yet: {source_url}")]
     GitSource {
@@ -181,6 +187,7 @@ impl Error {
             | Error::InvalidPlatform { span, .. }
             | Error::InvalidStageIndex { span, .. }
             | Error::UrlInCopy { span }
+            | Error::GitInCopy { span }
             | Error::GitSource { span, .. }
             | Error::Checksum { span, .. }
             | Error::InvalidChecksum { span, .. }
