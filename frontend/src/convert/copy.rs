@@ -230,6 +230,7 @@ impl StageState {
                     owner: owner.clone(),
                     mode: mode.clone(),
                     create_dest_path: true,
+                    exclude_patterns: spec.exclude.clone(),
                     timestamp: self.epoch,
                     ..Copy::default()
                 },
