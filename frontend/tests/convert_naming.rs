@@ -89,3 +89,26 @@ fn from_platform_reaches_every_op_and_the_config() {
     );
     assert!(matches!(default.definition.nodes[1].op, Op::Exec(_)));
 }
+
+#[test]
+fn relative_cache_targets_join_the_workdir_but_not_the_id() {
+    let src = "FROM scratch\nWORKDIR /w\nRUN --mount=type=cache,target=./cache/ true\n";
+    let out = convert_source(src.as_bytes(), &base_options(), &images()).unwrap();
+    let run = out
+        .definition
+        .nodes
+        .iter()
+        .find_map(|n| match &n.op {
+            Op::Exec(e) => Some(e),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(run.mounts[1].dest, "/w/cache");
+    assert_eq!(
+        run.mounts[1].kind,
+        dray_llb::MountKind::Cache {
+            id: "cache".into(),
+            sharing: dray_llb::Sharing::Shared
+        }
+    );
+}

@@ -206,7 +206,16 @@ impl StageState {
                                 Some(CacheSharing::Locked) => Sharing::Locked,
                                 _ => Sharing::Shared,
                             };
-                            let id = m.id.clone().unwrap_or_else(|| target.clone());
+                            // BuildKit: the target as written, cleaned (not joined to the cwd).
+                            let id = m.id.clone().unwrap_or_else(|| {
+                                let written = m.target.as_deref().unwrap_or_default();
+                                let cleaned = clean_abs(written);
+                                if written.starts_with('/') {
+                                    cleaned
+                                } else {
+                                    cleaned.trim_start_matches('/').to_owned()
+                                }
+                            });
                             let mount = Mount::cache(target.clone(), id, sharing);
                             match from.clone() {
                                 Some(s) => mount.from_state(s),
