@@ -150,6 +150,8 @@ pub fn convert(
     images: &dyn ImageResolver,
 ) -> Result<Conversion, crate::Error> {
     let memo = Memo::new(images);
+    // BuildKit decides this before image ONBUILD triggers add their sources.
+    let single = dockerfile.stages.len() + unregistered_sources(dockerfile) == 1;
     let graph = stages::resolve_with_images(dockerfile, &opts.resolve, &memo)?;
     let injected = triggers::inject(dockerfile, &graph, &memo)?;
     let (dockerfile, graph) = match &injected {
@@ -160,7 +162,7 @@ pub fn convert(
         None => (dockerfile, graph),
     };
     let image_triggers = injected.as_ref().map(|i| i.counts.clone());
-    let out = Converter::new(dockerfile, &graph, opts, &memo, image_triggers)?.run()?;
+    let out = Converter::new(dockerfile, &graph, opts, &memo, image_triggers, single)?.run()?;
     Ok(Conversion {
         stages: graph,
         ..out
@@ -201,6 +203,7 @@ impl<'a> Converter<'a> {
         opts: &'a ConvertOptions,
         memo: &'a Memo<'a>,
         image_triggers: Option<Vec<usize>>,
+        single: bool,
     ) -> Result<Self, Error> {
         let context_paths = context_paths(graph);
         let context = State::local(
@@ -226,7 +229,7 @@ impl<'a> Converter<'a> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
             target_platform: llb_platform(&opts.resolve.target_platform),
-            single: df.stages.len() + unregistered_sources(df) == 1,
+            single,
             epoch: source_date_epoch(opts, graph)?,
             image_triggers: image_triggers.unwrap_or_else(|| vec![0; df.stages.len()]),
             done: vec![None; df.stages.len()],
