@@ -1,5 +1,20 @@
 //! COPY and ADD (BuildKit's `convert_copy.go`): one file op with a copy action per source,
-//! or with `--link` a copy onto scratch merged over the stage.
+//! or with `--link` (and no `--chmod`) a copy onto scratch merged over the stage.
+//!
+//! The copy actions carry Docker's COPY rules the way BuildKit encodes them, so the file-op
+//! implementation needs no knowledge of the Dockerfile:
+//!
+//! | source | `src` | flags set |
+//! |---|---|---|
+//! | context / stage / image path | `/` + cleaned path (may hold wildcards) | `follow_symlinks`, `dir_copy_contents`, `create_dest_path`, `allow_wildcard`, `allow_empty_wildcard`; `attempt_unpack` for ADD (or `--unpack`) |
+//! | `--parents a/./b/*.go` | the pivot `/a` | as above, plus `include_patterns = ["b/*.go"]` |
+//! | ADD `<url>` | `/<file name>` of an HTTP source (`--checksum` on the source) | `create_dest_path`; `attempt_unpack` only with `--unpack` |
+//! | heredoc `<<EOF` | `/EOF` of a 0644 `Mkfile` on scratch | `create_dest_path` |
+//!
+//! Every action also gets `dest` (relative to WORKDIR; a trailing `/`, `.` or an empty path
+//! means "into the directory"), `--chown` as `owner` (ids or names, resolved at solve time),
+//! `--chmod` as `mode`, `--exclude` as `exclude_patterns` and `SOURCE_DATE_EPOCH` as
+//! `timestamp`.
 
 use dray_llb::{Copy, Digest, FileAction, FileChain, HttpAttrs, Mkfile, Mode, SourceOp, State};
 
