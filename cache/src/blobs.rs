@@ -10,10 +10,10 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use dray_llb::Digest;
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::root::Root;
 
@@ -124,7 +124,7 @@ impl ContentStore {
         let mut hasher = Sha256::new();
         let size = io::copy(&mut file, &mut HashWriter(&mut hasher))
             .map_err(Error::io("read blob", &path))?;
-        let found = Digest::from_sha256(hasher.finalize().into());
+        let found = Digest::from_bytes(hasher.finalize().into());
         if found != *digest {
             return Err(Error::BlobCorrupt {
                 digest: *digest,
@@ -220,7 +220,7 @@ impl BlobWriter {
                 source,
             }
         })?;
-        let found = Digest::from_sha256(hasher.finalize().into());
+        let found = Digest::from_bytes(hasher.finalize().into());
         if let Some((want, want_size)) = expected {
             if want_size != size {
                 return Err(Error::SizeMismatch {

@@ -4,7 +4,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
+use dray_llb::Digest;
+
 use crate::snapshots::SnapshotId;
 
 /// `Result` with this crate's [`Error`].

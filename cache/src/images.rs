@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 
+use dray_llb::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::blobs::sync_dir;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::lock::{FileLock, LockMode};
 use crate::store::Store;

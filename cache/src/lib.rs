@@ -80,7 +80,6 @@
 
 mod blobs;
 mod db;
-mod digest;
 pub mod env;
 mod error;
 mod images;
@@ -92,7 +91,7 @@ mod snapshots;
 mod store;
 
 pub use blobs::{BlobInfo, BlobWriter, ContentStore};
-pub use digest::{Digest, ParseDigestError};
+pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
 pub use images::{Descriptor, OCI_INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, TaggedImage};
 pub use leases::{Lease, LeaseInfo};

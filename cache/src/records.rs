@@ -8,10 +8,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use dray_llb::Digest;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::db::{digest_at, from_ms, now_ms, to_ms};
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::snapshots::{Committed, SnapshotId, load_committed};
 use crate::store::Store;

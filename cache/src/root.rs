@@ -3,7 +3,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::digest::Digest;
+use dray_llb::Digest;
+
 use crate::env;
 use crate::error::{Error, Result};
 use crate::snapshots::SnapshotId;

@@ -32,7 +32,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
                 h.update(parent.to_string().as_bytes());
                 h.update(b" ");
                 h.update(diff_id.to_string().as_bytes());
-                Digest::from_sha256_bytes(h.finalize().into())
+                Digest::from_bytes(h.finalize().into())
             }
         };
         out.push(next);

@@ -4,7 +4,11 @@ use std::ffi::OsString;
 use std::io;
 use std::path::PathBuf;
 
-/// Why a layer could not be written. Every variant names the path it concerns.
+use dray_cache::SnapshotId;
+use dray_llb::Digest;
+
+/// Why a layer, an image or an image-store operation failed. Every variant names the path,
+/// snapshot, digest or image name it concerns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -95,5 +99,94 @@ pub enum Error {
         min: i32,
         /// The highest allowed level.
         max: i32,
+    },
+    /// A store operation (blob, snapshot, layer record, tag) failed; the store error names the
+    /// digest, snapshot or path.
+    #[error(transparent)]
+    Store(#[from] dray_cache::Error),
+    /// Exporting one snapshot of the chain as a layer failed.
+    #[error("cannot export snapshot {snapshot} as a layer")]
+    ExportLayer {
+        /// The snapshot being exported.
+        snapshot: SnapshotId,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A blob that should hold a manifest or a config is not valid JSON of that kind.
+    #[error("blob {digest} is not a valid {what}")]
+    BadJson {
+        /// `image manifest` or `image config`.
+        what: &'static str,
+        /// The blob.
+        digest: Digest,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A manifest or config could not be serialized (only possible with non-string map keys,
+    /// which the types do not have; kept so that no path panics).
+    #[error("cannot serialize the {what}")]
+    Serialize {
+        /// `image manifest` or `image config`.
+        what: &'static str,
+        /// The serializer error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The head chain has fewer snapshots than the base image has layers.
+    #[error("the snapshot chain has {chain} snapshots but the base image has {base} layers")]
+    ChainShorterThanBase {
+        /// Snapshots in the head chain.
+        chain: usize,
+        /// Layers in the base image.
+        base: usize,
+    },
+    /// The base image's config lists another number of diff_ids than its manifest has layers.
+    #[error("base image has {layers} layers but its config lists {diff_ids} diff_ids")]
+    BaseLayerCount {
+        /// Layers in the base manifest.
+        layers: usize,
+        /// `rootfs.diff_ids` in the base config.
+        diff_ids: usize,
+    },
+    /// No tag and no image ID matches the name.
+    #[error("no such image: {name}")]
+    ImageNotFound {
+        /// The name as given.
+        name: String,
+    },
+    /// An image-ID prefix matches several images.
+    #[error("image ID prefix {prefix} is ambiguous: it matches {}", matches.join(", "))]
+    AmbiguousImageId {
+        /// The prefix as given.
+        prefix: String,
+        /// The matching image IDs.
+        matches: Vec<String>,
+    },
+    /// The tag names a manifest of a kind this crate does not read (an index, an artifact).
+    #[error("{name} points to {digest} of media type {media_type}, not an image manifest")]
+    NotAnImageManifest {
+        /// The tag.
+        name: String,
+        /// The manifest digest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+    /// A tag was asked for with a digest reference (`name@sha256:…`), which cannot be a tag.
+    #[error("cannot tag {name}: a tag cannot contain a digest")]
+    TagWithDigest {
+        /// The reference.
+        name: String,
+    },
+    /// An image ID that several tags point at was to be removed without `force` (docker:
+    /// "image is referenced in multiple repositories").
+    #[error("image {id} is referenced by several tags ({}); remove them by name or force", names.join(", "))]
+    MultipleTags {
+        /// The image ID.
+        id: String,
+        /// The tags (familiar form).
+        names: Vec<String>,
     },
 }

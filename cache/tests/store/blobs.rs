@@ -113,7 +113,7 @@ fn put_reader_verifies_expected() {
 fn concurrent_writers_of_the_same_blob() {
     let (dir, store) = store();
     let data: Arc<Vec<u8>> = Arc::new((0..2_000_000u32).map(|i| (i % 251) as u8).collect());
-    let want = (Digest::of(&data), data.len() as u64);
+    let want = (Digest::of(data.as_slice()), data.len() as u64);
     let barrier = Arc::new(Barrier::new(8));
     let threads: Vec<_> = (0..8)
         .map(|_| {

@@ -15,7 +15,7 @@ fn shared_opens_coexist_across_threads() {
                 let s = Store::open(&root).unwrap();
                 assert_eq!(s.lock_mode(), LockMode::Shared);
                 let c = s.commit(s.prepare(None).unwrap(), "t").unwrap();
-                s.save(&dray_cache::Digest::of(&[i]), "{}", &c).unwrap();
+                s.save(&dray_cache::Digest::of([i]), "{}", &c).unwrap();
                 s.blobs().put_bytes(&[i]).unwrap()
             })
         })

@@ -39,7 +39,7 @@ impl<W: Write> HashCount<W> {
     fn finish(self) -> (W, Digest, u64) {
         (
             self.inner,
-            Digest::from_sha256_bytes(self.hasher.finalize().into()),
+            Digest::from_bytes(self.hasher.finalize().into()),
             self.bytes,
         )
     }
