@@ -567,7 +567,7 @@ impl Job {
         }
         let mut out = Vec::new();
         for key in &keys.keys {
-            let ck = dray_cache::Digest::from_sha256(*key.as_bytes());
+            let ck = *key;
             let Some(c) = self.store.lookup(&ck)? else {
                 return Ok(None);
             };
@@ -606,7 +606,7 @@ impl Job {
             if out.chain_ids() != top.chain.as_slice() {
                 pre.result_chain = Some(out.chain_ids().iter().map(ToString::to_string).collect());
             }
-            let ck = dray_cache::Digest::from_sha256(*key.as_bytes());
+            let ck = *key;
             self.store.save(&ck, &pre.to_json(), top)?;
         }
         Ok(())

@@ -95,7 +95,7 @@ fn editing_one_context_file_reruns_only_its_copy_and_dependents() {
             .values()
             .find(|v| v.name == "COPY b.txt")
             .unwrap();
-        let key = dray_cache::Digest::from_sha256(*v.keys[0].as_bytes());
+        let key = v.keys[0];
         serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap()
     };
     let why = dray_solver::explain(&preimage(&first), &preimage(&out));
@@ -361,7 +361,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
     assert_eq!(out.vertices.len(), 3);
     for (vertex, outcome) in &out.vertices {
         assert_eq!(outcome.status, VertexStatus::Executed);
-        let key = dray_cache::Digest::from_sha256(*outcome.keys[0].as_bytes());
+        let key = outcome.keys[0];
         let record = fx
             .store
             .cache_record(&key)
@@ -380,7 +380,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
         .values()
         .find(|o| o.name == "COPY a.txt")
         .unwrap();
-    let key = dray_cache::Digest::from_sha256(*copy_a.keys[0].as_bytes());
+    let key = copy_a.keys[0];
     let pre: Preimage =
         serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap();
     let json = serde_json::to_string(&pre.op).unwrap();

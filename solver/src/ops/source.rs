@@ -93,7 +93,7 @@ fn parse_digest(reference: &str, s: &str) -> Result<Digest, OpError> {
 fn read_blob(store: &Store, blobs: &BlobSource, digest: &Digest) -> Result<Vec<u8>, OpError> {
     match blobs {
         BlobSource::Store => {
-            let d = dray_cache::Digest::from_sha256(*digest.as_bytes());
+            let d = *digest;
             Ok(store.blobs().read(&d)?)
         }
         BlobSource::Layout(dir) => {
@@ -157,7 +157,7 @@ fn image_in_store(store: &Store, r: &ImageRef) -> Result<Digest, OpError> {
         .ok_or_else(|| OpError::ImageNotFound {
             reference: r.to_string(),
         })?;
-    Ok(Digest::from_bytes(*desc.digest.as_bytes()))
+    Ok(desc.digest)
 }
 
 /// If `digest` is an index, the manifest for `platform` (or its only manifest).
