@@ -275,3 +275,69 @@ fn oci_layout_bases_map_layers_to_chain_id_snapshots() {
         "{err:?}"
     );
 }
+
+#[test]
+fn an_image_with_an_empty_step_keeps_its_empty_snapshot_in_the_chain() {
+    let fx = Fixture::new();
+    let store = &fx.store;
+    let mut ids = Vec::new();
+    let mut parent: Option<dray_cache::Committed> = None;
+    let mut layers = Vec::new();
+    for (i, file) in [Some("one"), None, Some("three")].into_iter().enumerate() {
+        let a = store.prepare(parent.as_ref()).unwrap();
+        if let Some(f) = file {
+            std::fs::write(a.fs().join(f), f).unwrap();
+        }
+        let c = store.commit(a, &format!("step {i}")).unwrap();
+        if file.is_some() {
+            let blob = store
+                .blobs()
+                .put_bytes(format!("layer {i}").as_bytes())
+                .unwrap();
+            let diff_id = dray_llb::Digest::of(format!("diff {i}"));
+            store
+                .put_layer(&LayerRecord {
+                    snapshot: c.id.clone(),
+                    media_type: LAYER.into(),
+                    diff_id,
+                    blob: blob.digest,
+                    size: blob.size,
+                })
+                .unwrap();
+            layers.push((diff_id, blob));
+        }
+        ids.push(c.id.clone());
+        parent = Some(c);
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>()}});
+    let config = store
+        .blobs()
+        .put_bytes(config.to_string().as_bytes())
+        .unwrap();
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers.iter().map(|(_, b)| serde_json::json!({"mediaType": LAYER, "digest": b.digest.to_string(), "size": b.size})).collect::<Vec<_>>()});
+    let manifest = store
+        .blobs()
+        .put_bytes(manifest.to_string().as_bytes())
+        .unwrap();
+    store
+        .tag(
+            "docker.io/library/gappy:1",
+            &Descriptor::new(MANIFEST, manifest.digest, manifest.size),
+        )
+        .unwrap();
+    let head = common::run(
+        &State::image(ImageRef::parse("gappy:1").unwrap()).named("FROM gappy"),
+        0,
+        "/four",
+        "4",
+        "RUN",
+    );
+    let out = rt()
+        .block_on(fx.solver().solve(&def(&head), &RecordingReporter::new()))
+        .unwrap();
+    assert_eq!(&out.head.chain_ids()[..3], ids.as_slice());
+}
