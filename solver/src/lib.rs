@@ -11,6 +11,14 @@
 //!   layout), file actions, merges, and execs through the [`Executor`] seam;
 //! - progress through the [`Reporter`] trait (only the binary renders).
 //!
+//! Filesystem work (trees, content hashes, file actions) is `dray_fsutil`'s; `fs/` only adapts
+//! results to it. Image layers are mapped to snapshots with `dray_image`.
+//!
+//! Results are [`ResultRef`]s: a chain of snapshot IDs, not one snapshot, because a merge
+//! (`COPY --link`) stacks its inputs' chains without making a directory. When a saved result's
+//! chain does not follow the snapshots' parent links, its preimage carries the chain
+//! ([`Preimage::result_chain`]) and lookups use that, so no cache schema change was needed.
+//!
 //! What it is **not** for: parsing Dockerfiles (frontend), running processes (the sandbox
 //! implements [`Executor`]; without it [`NoExecutor`] fails `RUN` steps), pulling from
 //! registries, or exporting images (image). It does not render progress.
