@@ -42,8 +42,11 @@ pub struct ChainTree {
     layers: Vec<Layer>,
     /// Directory path → the layers whose directories merge there, top first. `None` for a
     /// chain whose layers may change (the merged view of a layer being written).
-    dirs: Option<Arc<Mutex<HashMap<PathBuf, Arc<[usize]>>>>>,
+    dirs: Option<Arc<DirCache>>,
 }
+
+/// See [`ChainTree::dir_layers`].
+type DirCache = Mutex<HashMap<PathBuf, Arc<[usize]>>>;
 
 #[derive(Debug, Clone)]
 struct Layer {
