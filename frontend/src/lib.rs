@@ -38,6 +38,9 @@ pub mod stages;
 
 pub use span::{LineColumn, LineIndex, Span};
 
+/// The op-graph vocabulary of [`convert`]'s API, re-exported so callers use the same version.
+pub use dray_llb;
+
 /// Any error of the frontend. Every variant knows where in the Dockerfile it happened.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -99,10 +99,36 @@ fn add_of_git_sources_is_not_supported() {
 }
 
 #[test]
+fn copy_of_a_git_url() {
+    let (err, _) = fail("FROM scratch\nCOPY https://github.com/moby/buildkit.git /src\n");
+    assert_eq!(err.to_string(), "source can't be a git ref for COPY");
+}
+
+#[test]
 fn mount_target_root() {
     let (err, at) = fail("FROM alpine:3.20\nRUN --mount=type=cache,target=/ true\n");
     assert_eq!(err.to_string(), "invalid mount target \"/\"");
     assert_eq!(at, "--mount=type=cache,target=/");
+}
+
+#[test]
+fn secrets_as_env_are_refused_not_dropped() {
+    let (err, at) = fail("FROM alpine:3.20\nRUN --mount=type=secret,id=tok,env=TOKEN true\n");
+    assert_eq!(
+        err.to_string(),
+        "secret mounts exposed as environment variables (env=) are not supported yet"
+    );
+    assert_eq!(at, "--mount=type=secret,id=tok,env=TOKEN");
+}
+
+#[test]
+fn invalid_source_date_epoch() {
+    let mut opts = base_options();
+    opts.resolve
+        .build_args
+        .insert("SOURCE_DATE_EPOCH".into(), "yesterday".into());
+    let err = convert::convert_source(b"FROM scratch\n", &opts, &images()).unwrap_err();
+    assert_eq!(err.to_string(), "invalid SOURCE_DATE_EPOCH: \"yesterday\"");
 }
 
 struct Broken;

@@ -6,7 +6,7 @@
 mod convert_support;
 
 use dray_llb::{
-    FileAction, Mode, MountKind, NetMode, Op, SecurityMode, Sharing, SourceAttrs, SourceId,
+    FileAction, Mode, MountKind, NetMode, Op, SecurityMode, Sharing, SourceAttrs, SourceId, UserOpt,
 };
 
 use convert_support::*;
@@ -132,6 +132,21 @@ fn args_env_and_proxies() {
             "[5/5] RUN --network=none echo /out2",
         ]
     );
+    // SOURCE_DATE_EPOCH stamps copied files and WORKDIR directories.
+    assert_eq!(out.epoch, Some(1_700_000_000));
+    let FileAction::Mkdir(m) = &file(node_named(def, "[2/5] WORKDIR /src")).actions[0].action
+    else {
+        panic!()
+    };
+    assert_eq!(m.timestamp, Some(1_700_000_000));
+    let copy = file(node_named(
+        def,
+        "[3/5] COPY --chown=builder:builder greet.sh ./",
+    ));
+    let FileAction::Copy(c) = &copy.actions[0].action else {
+        panic!()
+    };
+    assert_eq!(c.timestamp, Some(1_700_000_000));
     let last = exec(node_named(def, "[5/5] RUN --network=none echo /out2"));
     assert_eq!(last.meta.args, ["/bin/sh", "-c", "echo $OUT"]);
     assert_eq!(last.network, NetMode::None);
@@ -154,6 +169,7 @@ fn args_env_and_proxies() {
     // ... nor the graph's identity: the same build without a proxy has the same digests.
     let mut opts = case_options("args-env");
     opts.resolve.build_args.remove("HTTP_PROXY");
+    assert!(opts.resolve.build_args.contains_key("SOURCE_DATE_EPOCH"));
     let src = std::fs::read(root().join("args-env/Dockerfile")).unwrap();
     let direct = dray_frontend::convert::convert_source(&src, &opts, &images()).unwrap();
     assert_eq!(direct.definition.digests(), def.digests());
@@ -379,8 +395,9 @@ fn run_mounts_and_heredocs() {
         .nodes
         .iter()
         .find(|n| {
-            def.metadata[&n.digest()]
-                .custom_name()
+            def.metadata
+                .get(&n.digest())
+                .and_then(|m| m.custom_name())
                 .is_some_and(|c| c.starts_with("[stage-1 2/5] RUN --mount=type=cache"))
         })
         .unwrap();
@@ -407,6 +424,18 @@ fn run_mounts_and_heredocs() {
             },
             false
         )
+    );
+    // uid/mode: the cache is seeded from a /cache directory made with that owner and mode.
+    assert_eq!(e.mounts[1].selector.as_deref(), Some("/cache"));
+    let seed = node(def, &first.inputs[e.mounts[1].input.unwrap() as usize].node);
+    let FileAction::Mkdir(m) = &file(seed).actions[0].action else {
+        panic!()
+    };
+    assert_eq!((m.path.as_str(), m.mode), ("/cache", 0o700));
+    let owner = m.owner.as_ref().unwrap();
+    assert_eq!(
+        (&owner.user, &owner.group),
+        (&Some(UserOpt::Id(1000)), &Some(UserOpt::Id(0)))
     );
     assert_eq!((kinds[2].0, kinds[2].2), ("/mnt/deps", true));
     assert_eq!(e.mounts[2].selector.as_deref(), Some("/deps"));

@@ -24,7 +24,7 @@
 //! | `size` | `file` | size in bytes |
 //! | `link` | `symlink` | the target, verbatim bytes |
 //! | `devmajor`, `devminor` | `char`, `block` | device numbers |
-//! | `xattr.<name>` | each xattr, sorted by name | hex of the value; `security.*` left out except `security.capability`, `system.*` and `trusted.overlay.*` left out |
+//! | `xattr.<name>` | each xattr, sorted by name | hex of the value; `security.*` left out except `security.capability`, `system.*`, `trusted.overlay.*` and `user.overlay.*` left out |
 //!
 //! Never hashed: mtime, atime, ctime, inode, link count, the entry's own name (its parent
 //! hashes that).
@@ -270,7 +270,9 @@ fn hashed_xattr(name: &OsStr) -> bool {
     if name.starts_with(b"security.") {
         return name == b"security.capability";
     }
-    !name.starts_with(b"system.") && !name.starts_with(b"trusted.overlay.")
+    !name.starts_with(b"system.")
+        && !name.starts_with(b"trusted.overlay.")
+        && !name.starts_with(b"user.overlay.")
 }
 
 impl Hasher<'_> {

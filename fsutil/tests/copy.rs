@@ -21,6 +21,8 @@ struct Fx {
 
 impl Fx {
     fn new() -> Fx {
+        // Writing a layer sets owners (root's for created parents) and makes whiteouts.
+        require_root();
         let tmp = tempfile::tempdir().unwrap();
         let ctx = dir(tmp.path(), "ctx", 0o755);
         let lower = dir(tmp.path(), "lower", 0o755);
@@ -336,6 +338,31 @@ fn source_times_are_kept_without_timestamp() {
 }
 
 #[test]
+fn an_existing_top_dir_keeps_its_mode_and_takes_the_source_times() {
+    let fx = Fx::new();
+    file(&fx.ctx, "src/f", "f", 0o644);
+    dir(&fx.ctx, "src", 0o700);
+    set_mtime(&fx.ctx.join("src"), 4_000);
+    dir(&fx.lower, "app", 0o751);
+    set_mtime(&fx.lower.join("app"), 9_000);
+    fx.copy(cp("src", "/app")).unwrap();
+    assert_eq!(mode(&fx.up("app")), 0o751);
+    assert_eq!(mtime(&fx.up("app")), 4_000);
+}
+
+#[test]
+fn octal_chmod_sets_special_bits_too() {
+    let fx = Fx::new();
+    file(&fx.ctx, "tool", "t", 0o755);
+    fx.copy(Copy {
+        mode: Some(Mode::Octal(0o4750)),
+        ..cp("tool", "/bin/tool")
+    })
+    .unwrap();
+    assert_eq!(mode(&fx.up("bin/tool")), 0o4750);
+}
+
+#[test]
 fn hard_links_are_preserved() {
     let fx = Fx::new();
     let a = file(&fx.ctx, "d/a", "same", 0o644);
@@ -514,4 +541,29 @@ fn copy_into_lower_dir_over_whiteout_makes_it_opaque() {
     assert!(fx.up("gone").is_dir());
     assert!(is_opaque(&fx.up("gone")), "old contents must stay hidden");
     assert_eq!(listing(&fx.upper), ["gone", "gone/x"]);
+}
+
+#[test]
+fn xattrs_are_copied_except_overlay_ones() {
+    require_root();
+    let fx = Fx::new();
+    let f = file(&fx.ctx, "d/f", "f", 0o644);
+    let d = fx.ctx.join("d");
+    xattr::set(&f, "user.origin", b"ci").unwrap();
+    xattr::set(&f, "trusted.note", b"t").unwrap();
+    xattr::set(&d, "trusted.overlay.opaque", b"y").unwrap();
+    xattr::set(&d, "user.overlay.opaque", b"y").unwrap();
+    fx.copy(cp("d", "/d")).unwrap();
+    let up_f = fx.up("d/f");
+    assert_eq!(
+        xattr::get(&up_f, "user.origin").unwrap(),
+        Some(b"ci".to_vec())
+    );
+    assert_eq!(
+        xattr::get(&up_f, "trusted.note").unwrap(),
+        Some(b"t".to_vec())
+    );
+    let up_d = fx.up("d");
+    assert_eq!(xattr::get(&up_d, "trusted.overlay.opaque").unwrap(), None);
+    assert_eq!(xattr::get(&up_d, "user.overlay.opaque").unwrap(), None);
 }

@@ -36,13 +36,13 @@ impl Fx {
     }
 
     fn run(&self, action: Action) -> Result<(), Error> {
-        apply(
-            &action,
-            None,
-            &self.chain(),
-            &self.upper,
-            &ApplyContext::default(),
-        )
+        self.run_with(action, &ApplyContext::default())
+    }
+
+    fn run_with(&self, action: Action, ctx: &ApplyContext) -> Result<(), Error> {
+        // Writing a layer sets owners (root's for created entries) and makes whiteouts.
+        require_root();
+        apply(&action, None, &self.chain(), &self.upper, ctx)
     }
 
     fn up(&self, rel: &str) -> PathBuf {
@@ -220,9 +220,20 @@ fn mkfile_writes_data_mode_and_owner() {
     }))
     .unwrap();
     assert_eq!(fs::read_to_string(fx.up("etc/motd")).unwrap(), "hello\n");
-    assert_eq!(mode(&fx.up("etc/motd")), 0o644);
+    // Like os.WriteFile, an existing file keeps its mode.
+    assert_eq!(mode(&fx.up("etc/motd")), 0o600);
     assert_eq!(owner(&fx.up("etc/motd")), (3, 4));
     assert_eq!(mtime(&fx.up("etc/motd")), 99);
+    fx.run(Action::Mkfile(Mkfile {
+        path: "/etc/new".into(),
+        mode: 0o4751,
+        data: b"x".to_vec(),
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    assert_eq!(mode(&fx.up("etc/new")), 0o751, "mode & 0o777, as BuildKit");
+    assert_eq!(owner(&fx.up("etc/new")), (0, 0));
     let err = fx
         .run(Action::Mkfile(Mkfile {
             path: "/nodir/f".into(),
@@ -318,4 +329,80 @@ fn resolve_owner_follows_an_etc_symlink_inside_the_chain() {
     let chain = fx.chain();
     let owner = resolve_owner(&chain, Some(&IdOrName::Name("svc".into())), None).unwrap();
     assert_eq!(owner, Owner { uid: 70, gid: 71 });
+}
+
+#[test]
+fn a_file_written_over_a_whiteout_replaces_it() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "etc/conf", "old", 0o644);
+    fx.run(rm("/etc/conf")).unwrap();
+    assert!(is_whiteout(&fx.up("etc/conf")));
+    fx.run(Action::Mkfile(Mkfile {
+        path: "/etc/conf".into(),
+        mode: 0o640,
+        data: b"new".to_vec(),
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    assert_eq!(fs::read_to_string(fx.up("etc/conf")).unwrap(), "new");
+    assert_eq!(
+        mode(&fx.up("etc/conf")),
+        0o640,
+        "a new file, not the removed one's mode"
+    );
+    // Removing it again brings the whiteout back, since lower still has the path.
+    fx.run(rm("/etc/conf")).unwrap();
+    assert!(is_whiteout(&fx.up("etc/conf")));
+}
+
+#[test]
+fn rm_under_an_opaque_upper_dir_needs_no_whiteout() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "cache/old", "o", 0o644);
+    fx.run(rm("/cache")).unwrap();
+    fx.run(Action::Mkdir(Mkdir {
+        path: "/cache".into(),
+        mode: 0o755,
+        make_parents: false,
+        owner: None,
+        timestamp: None,
+    }))
+    .unwrap();
+    file(&fx.upper, "cache/old", "new", 0o644);
+    fx.run(rm("/cache/old")).unwrap();
+    // lower's cache/old is hidden by the opaque dir: plain removal is enough.
+    assert_eq!(listing(&fx.upper), ["cache"]);
+}
+
+#[test]
+fn userxattr_marks_opaque_dirs_in_the_user_namespace() {
+    require_root();
+    let fx = Fx::new();
+    file(&fx.l2, "work/old", "o", 0o644);
+    let ctx = ApplyContext::new().with_userxattr(true);
+    fx.run_with(rm("/work"), &ctx).unwrap();
+    fx.run_with(
+        Action::Mkdir(Mkdir {
+            path: "/work".into(),
+            mode: 0o755,
+            make_parents: false,
+            owner: None,
+            timestamp: None,
+        }),
+        &ctx,
+    )
+    .unwrap();
+    let work = fx.up("work");
+    assert_eq!(
+        xattr::get(&work, "user.overlay.opaque").unwrap(),
+        Some(b"y".to_vec())
+    );
+    assert_eq!(xattr::get(&work, "trusted.overlay.opaque").unwrap(), None);
+    // And a chain reads it back as opaque.
+    use dray_fsutil::tree::Tree;
+    let merged = fx.chain().with_top(&fx.upper).unwrap();
+    assert!(merged.read_dir(Path::new("work")).unwrap().is_empty());
 }

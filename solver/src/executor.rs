@@ -70,14 +70,20 @@ pub struct RootFs {
 pub struct MountSpec {
     /// Absolute path in the container.
     pub dest: String,
-    /// Read-only layers of the mounted input, top first, and the path inside it.
+    /// Read-only layers of the mounted input, top first (empty for a local directory).
     pub lowers: Vec<PathBuf>,
+    /// For a mount of a local source (the build context): its host directory. Paths that
+    /// `.dockerignore` excludes are still in it; an executor must not expose them (to do).
+    pub local_dir: Option<PathBuf>,
     /// The selector (path inside the input) to mount, if any.
     pub selector: Option<String>,
     /// Whether writes are refused.
     pub readonly: bool,
     /// The kind, as in the graph.
     pub kind: dray_llb::MountKind,
+    /// For a cache mount: its persistent host directory, `<root>/cache-mounts/<sha256 of id>`
+    /// (created by the solver; sharing modes are the executor's to enforce).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// The executor used when no sandbox backend is available: every `RUN` fails with

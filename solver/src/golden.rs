@@ -42,6 +42,10 @@ fn key_of(cm: &CacheMap) -> Digest {
 }
 
 fn exec_node(env: &[&str]) -> (Node, ExecOp) {
+    exec_node_with_proxy(env, &[])
+}
+
+fn exec_node_with_proxy(env: &[&str], proxy_env: &[&str]) -> (Node, ExecOp) {
     let op = ExecOp {
         meta: ExecMeta {
             args: vec!["sh".into(), "-c".into(), "make".into()],
@@ -49,6 +53,7 @@ fn exec_node(env: &[&str]) -> (Node, ExecOp) {
             cwd: "/src".into(),
             user: String::new(),
             hostname: None,
+            proxy_env: proxy_env.iter().map(|s| (*s).to_owned()).collect(),
         },
         mounts: vec![
             ExecMount {
@@ -191,6 +196,11 @@ fn key_ignores_proxy_env_and_full_copy_paths() {
     let (without, op2) = exec_node(&["PATH=/bin"]);
     assert_eq!(
         key_of(&cachemap::exec(&with_proxy, &op)),
+        key_of(&cachemap::exec(&without, &op2))
+    );
+    let (proxied, op4) = exec_node_with_proxy(&["PATH=/bin"], &["HTTPS_PROXY=http://p:1"]);
+    assert_eq!(
+        key_of(&cachemap::exec(&proxied, &op4)),
         key_of(&cachemap::exec(&without, &op2))
     );
     let (changed, op3) = exec_node(&["PATH=/usr/bin"]);

@@ -28,7 +28,7 @@
 //! | source `docker-image://` | `{"op":"source","scheme":"docker-image","manifest":<resolved manifest digest>,"platform"}` | the tag and registry name once pinned: the manifest digest *is* the content |
 //! | source `oci-layout://` | `{"op":"source","scheme":"oci-layout","manifest":<resolved digest>,"platform"}` | the layout path and ref name |
 //! | source `local://<name>` | `{"op":"source","id","attrs","nonce":<per-build random>}` | everything stable: a local source never matches across builds; consumers key on content (`c:` deps) |
-//! | exec | `{"op":"exec","meta":{"args","cwd","env","hostname","user"},"mounts":[{"dest","input","kind","output","readonly"}],"network","security","platform"}` | proxy variables in `env` (`HTTP_PROXY`, `https_proxy`, …: they change how, not what, is fetched); mount `selector`s (they go into `selector_i`); OpMetadata |
+//! | exec | `{"op":"exec","meta":{"args","cwd","env","hostname","user"},"mounts":[{"dest","input","kind","output","readonly"}],"network","security","platform"}` | `meta.proxy_env`, and proxy variables in `env` (`HTTP_PROXY`, `https_proxy`, …: they change how, not what, is fetched); mount `selector`s (they go into `selector_i`); OpMetadata |
 //! | file | `{"op":"file","actions":[…every FileStep field…],"platform"}` with each copy's `src` reduced to its base name | the full copy source paths: the content selector of the source input covers them |
 //! | merge | `{"op":"merge","inputs":<n>,"platform"}` | — |
 //!
@@ -43,6 +43,7 @@
 //! | file | an input that a step edits (`FileStep::input`) | `Definition` | empty |
 //! | file | an input only read by copies (`secondary_input`) | `Content` | every copy's full `src` reading it, in action order |
 //! | merge | every input | `Definition` | empty |
+//! | any | a `local://` source (e.g. `RUN --mount=type=bind` of the context) | `Content` | the `Definition` selector(s), or `/` |
 //!
 //! # What goes into a content hash
 //!
@@ -198,6 +199,83 @@ impl Preimage {
     }
 }
 
+/// Why `now` has another key than `earlier` (for `build --explain-cache`): one line per
+/// difference, naming the op field (`op.meta.args`) or the input. Empty when the keys match.
+pub fn explain(earlier: &Preimage, now: &Preimage) -> Vec<String> {
+    let mut out = Vec::new();
+    if earlier.schema != now.schema {
+        out.push(format!("key schema {} -> {}", earlier.schema, now.schema));
+    }
+    diff_json("op", &earlier.op, &now.op, &mut out);
+    if earlier.output != now.output {
+        out.push(format!("output {} -> {}", earlier.output, now.output));
+    }
+    if earlier.deps.len() != now.deps.len() {
+        out.push(format!(
+            "{} inputs -> {}",
+            earlier.deps.len(),
+            now.deps.len()
+        ));
+    }
+    for (i, (a, b)) in earlier.deps.iter().zip(&now.deps).enumerate() {
+        match (a, b) {
+            (
+                ResolvedDep::Key {
+                    key: ka,
+                    selector: sa,
+                },
+                ResolvedDep::Key {
+                    key: kb,
+                    selector: sb,
+                },
+            ) => {
+                if ka != kb {
+                    out.push(format!("input {i}: its cache key changed ({ka} -> {kb})"));
+                }
+                if sa != sb {
+                    out.push(format!("input {i}: selector {sa:?} -> {sb:?}"));
+                }
+            }
+            (
+                ResolvedDep::Content {
+                    digest: da,
+                    selectors: sa,
+                },
+                ResolvedDep::Content {
+                    digest: db,
+                    selectors: sb,
+                },
+            ) => {
+                if sa != sb {
+                    out.push(format!("input {i}: copied paths {sa:?} -> {sb:?}"));
+                } else if da != db {
+                    out.push(format!(
+                        "input {i}: the content of {} changed",
+                        sb.join(", ")
+                    ));
+                }
+            }
+            _ => out.push(format!("input {i}: keyed by definition <-> by content")),
+        }
+    }
+    out
+}
+
+fn diff_json(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        _ if a == b => {}
+        (Value::Object(ma), Value::Object(mb)) => {
+            let keys: std::collections::BTreeSet<&String> = ma.keys().chain(mb.keys()).collect();
+            for k in keys {
+                let null = Value::Null;
+                let (va, vb) = (ma.get(k).unwrap_or(&null), mb.get(k).unwrap_or(&null));
+                diff_json(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        _ => out.push(format!("{path}: {a} -> {b}")),
+    }
+}
+
 /// Compact JSON with object keys sorted at every level, whatever serde_json's map type is.
 pub fn canonical_json(value: &Value) -> Vec<u8> {
     fn sorted(value: &Value) -> Value {
@@ -293,6 +371,37 @@ mod tests {
             String::from_utf8(canonical_json(&v)).unwrap(),
             r#"{"a":[{"x":1,"y":0}],"b":{"a":2,"z":1}}"#
         );
+    }
+
+    #[test]
+    fn explain_names_what_changed() {
+        let pre = |args: &str, content: &str, key: &str| Preimage {
+            schema: KEY_SCHEMA.into(),
+            vertex: Digest::of("v"),
+            name: "RUN".into(),
+            op: serde_json::json!({"op": "exec", "meta": {"args": [args]}}),
+            cm_digest: Digest::of("unused"),
+            output: 0,
+            deps: vec![
+                ResolvedDep::Key {
+                    key: Digest::of(key),
+                    selector: String::new(),
+                },
+                ResolvedDep::Content {
+                    digest: Digest::of(content),
+                    selectors: vec!["/a.txt".into()],
+                },
+            ],
+            result_chain: None,
+        };
+        let a = pre("make", "c1", "k");
+        assert!(explain(&a, &a).is_empty());
+        let b = pre("make all", "c2", "k");
+        let why = explain(&a, &b);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert_eq!(why[0], r#"op.meta.args: ["make"] -> ["make all"]"#);
+        assert_eq!(why[1], "input 1: the content of /a.txt changed");
+        assert!(explain(&a, &pre("make", "c1", "k2"))[0].starts_with("input 0: its cache key"));
     }
 
     #[test]

@@ -11,6 +11,14 @@
 //!   layout), file actions, merges, and execs through the [`Executor`] seam;
 //! - progress through the [`Reporter`] trait (only the binary renders).
 //!
+//! Filesystem work (trees, content hashes, file actions) is `dray_fsutil`'s; `fs/` only adapts
+//! results to it. Image layers are mapped to snapshots with `dray_image`.
+//!
+//! Results are [`ResultRef`]s: a chain of snapshot IDs, not one snapshot, because a merge
+//! (`COPY --link`) stacks its inputs' chains without making a directory. When a saved result's
+//! chain does not follow the snapshots' parent links, its preimage carries the chain
+//! ([`Preimage::result_chain`]) and lookups use that, so no cache schema change was needed.
+//!
 //! What it is **not** for: parsing Dockerfiles (frontend), running processes (the sandbox
 //! implements [`Executor`]; without it [`NoExecutor`] fails `RUN` steps), pulling from
 //! registries, or exporting images (image). It does not render progress.
@@ -55,7 +63,7 @@ use dray_llb::{Definition, Digest};
 
 pub use error::{OpError, Result, SolveError};
 pub use executor::{ExecSpec, Executor, LogSink, MountSpec, NoExecutor, RootFs};
-pub use key::{KEY_SCHEMA, Preimage, ResolvedDep};
+pub use key::{KEY_SCHEMA, Preimage, ResolvedDep, explain};
 pub use reporter::{
     Event, EventKind, LogStream, NullReporter, RecordingReporter, Reporter, Summary,
 };
@@ -274,6 +282,7 @@ impl Solver {
                 joined = &mut root => break joined,
             }
         };
+        job.close_running();
         while let Ok(event) = rx.try_recv() {
             reporter.on_event(&event);
         }
@@ -315,6 +324,16 @@ impl Solver {
             },
         })
     }
+}
+
+/// The CLI spawns solves (the future must be `Send`) and wraps errors in `anyhow` (they must
+/// be `Send + Sync + 'static`). Checked at compile time.
+#[allow(dead_code)]
+fn assert_solve_is_send(s: &Solver, d: &Definition, r: &dyn Reporter) {
+    fn send<T: Send>(_: T) {}
+    fn error<T: std::error::Error + Send + Sync + 'static>() {}
+    send(s.solve(d, r));
+    error::<SolveError>();
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);

@@ -88,6 +88,14 @@ impl ResultRef {
             .collect()
     }
 
+    /// For a local directory view: the host directory.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        match &self.kind {
+            Kind::Local(Tree::Dir { root, .. }) => Some(root),
+            _ => None,
+        }
+    }
+
     /// A read-only view of the result.
     pub(crate) fn tree(&self, store: &Store) -> Tree {
         match &self.kind {

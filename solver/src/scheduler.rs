@@ -14,7 +14,7 @@
 //! The first error is recorded, cancels the [`CancellationToken`] (running executors stop,
 //! pending work is skipped), and is what the solve returns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +31,7 @@ use crate::cachemap;
 use crate::error::{OpError, SolveError};
 use crate::executor::{Executor, LogSink};
 use crate::fs::Tree;
-use crate::fs::contenthash::{StoreMemo, checksum};
+use crate::fs::contenthash::{ContentSelector, StoreMemo, checksum};
 use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
 use crate::ops::source::{self, ResolvedImage};
 use crate::ops::{self, StepCx};
@@ -115,6 +115,7 @@ pub(crate) struct Job {
     pub lease: Arc<Lease>,
     pub memo: Arc<StoreMemo>,
     pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
+    running: Mutex<HashSet<Digest>>,
 }
 
 /// Options of [`Job::new`].
@@ -147,6 +148,7 @@ impl Job {
             first_error: Mutex::new(None),
             lease: Arc::new(parts.lease),
             outcomes: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(HashSet::new()),
         })
     }
 
@@ -161,28 +163,75 @@ impl Job {
 
     /// Records `error` as the solve's error if it is the first, cancels everything else.
     fn fail(&self, v: &Vertex, error: OpError) -> Failed {
+        self.fail_first(v, error);
+        Failed
+    }
+
+    /// Reports `Started` and marks `v` running until [`Job::finish`] (or the guard's drop, if
+    /// the step is cancelled) closes it.
+    fn start(self: &Arc<Self>, v: &Arc<Vertex>) -> Running {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(v.digest);
+        self.emit(v, EventKind::Started);
+        Running {
+            job: self.clone(),
+            vertex: v.clone(),
+        }
+    }
+
+    /// Closes a running vertex with `kind`, once: `false` if it was already closed.
+    fn finish(&self, v: &Vertex, kind: EventKind) -> bool {
+        let was_running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&v.digest);
+        if was_running {
+            self.emit(v, kind);
+        }
+        was_running
+    }
+
+    /// Closes every vertex still running (their tasks were aborted) as cancelled.
+    pub(crate) fn close_running(&self) {
+        let running: Vec<Digest> = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain()
+            .collect();
+        for d in running {
+            self.emit(&self.vertex(&d), cancelled());
+        }
+    }
+
+    /// Whether `error` became the solve's error.
+    fn fail_first(&self, v: &Vertex, error: OpError) -> bool {
         if self.cancel.is_cancelled() && matches!(error, OpError::Internal { .. }) {
-            return Failed;
+            return false;
         }
         let mut first = self
             .first_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if first.is_none() {
-            self.emit(
-                v,
-                EventKind::Failed {
-                    error: render(&error),
-                },
-            );
+            let failed = EventKind::Failed {
+                error: render(&error),
+            };
+            if !self.finish(v, failed.clone()) {
+                self.emit(v, failed);
+            }
             *first = Some(SolveError::Step {
                 vertex: v.digest,
                 name: v.name.clone(),
                 source: error,
             });
             self.cancel.cancel();
+            return true;
         }
-        Failed
+        false
     }
 
     fn vertex(&self, d: &Digest) -> Arc<Vertex> {
@@ -260,6 +309,28 @@ impl Job {
         let mut cm = self.cache_map(&v).await.map_err(|e| self.fail(&v, e))?;
         if self.no_cache || v.ignore_cache {
             cm.salt(&crate::nonce());
+        }
+        // A local source's own key is per build, so whoever reads it keys on its content.
+        for (dep, input) in cm.deps.iter_mut().zip(&v.node.inputs) {
+            let is_local = matches!(
+                &self.vertex(&input.node).node.op,
+                Op::Source(s) if matches!(s.id, SourceId::Local { .. })
+            );
+            if let (true, DepKey::Definition { selector }) = (is_local, &dep) {
+                let path = if selector.is_empty() { "/" } else { selector };
+                *dep = DepKey::Content {
+                    selectors: path
+                        .split(',')
+                        .map(|p| ContentSelector {
+                            path: p.to_owned(),
+                            follow_links: false,
+                            wildcard: false,
+                            include: Vec::new(),
+                            exclude: Vec::new(),
+                        })
+                        .collect(),
+                };
+            }
         }
         let mut set: JoinSet<Step<(usize, ResolvedDep)>> = JoinSet::new();
         for (i, (input, dep)) in v.node.inputs.iter().zip(&cm.deps).enumerate() {
@@ -367,7 +438,11 @@ impl Job {
             }
         }
         let keys = self.keys(d).await?;
-        if let Some(hit) = self.lookup(&v, &keys).map_err(|e| self.fail(&v, e))? {
+        let (job, v2, keys2) = (self.clone(), v.clone(), keys.clone());
+        let hit = blocking(move || job.lookup(&v2, &keys2))
+            .await
+            .map_err(|e| self.fail(&v, e))?;
+        if let Some(hit) = hit {
             self.emit(&v, EventKind::Cached);
             self.record(&v, &keys, VertexStatus::Cached, &hit);
             return Ok(Arc::new(hit));
@@ -399,10 +474,13 @@ impl Job {
         if self.cancel.is_cancelled() {
             return Err(Failed);
         }
-        self.emit(&v, EventKind::Started);
+        let _running = self.start(&v);
         let outputs = self.run(&v, inputs).await.map_err(|e| self.fail(&v, e))?;
-        self.save(&keys, &outputs).map_err(|e| self.fail(&v, e))?;
-        self.emit(&v, EventKind::Done);
+        let (job, keys2, outs) = (self.clone(), keys.clone(), outputs.clone());
+        blocking(move || job.save(&keys2, &outs))
+            .await
+            .map_err(|e| self.fail(&v, e))?;
+        self.finish(&v, EventKind::Done);
         self.record(&v, &keys, VertexStatus::Executed, &outputs);
         Ok(Arc::new(outputs))
     }
@@ -489,7 +567,7 @@ impl Job {
         }
         let mut out = Vec::new();
         for key in &keys.keys {
-            let ck = dray_cache::Digest::from_bytes(*key.as_bytes());
+            let ck = *key;
             let Some(c) = self.store.lookup(&ck)? else {
                 return Ok(None);
             };
@@ -528,10 +606,29 @@ impl Job {
             if out.chain_ids() != top.chain.as_slice() {
                 pre.result_chain = Some(out.chain_ids().iter().map(ToString::to_string).collect());
             }
-            let ck = dray_cache::Digest::from_bytes(*key.as_bytes());
+            let ck = *key;
             self.store.save(&ck, &pre.to_json(), top)?;
         }
         Ok(())
+    }
+}
+
+fn cancelled() -> EventKind {
+    EventKind::Failed {
+        error: "cancelled: another step failed".to_owned(),
+    }
+}
+
+/// Closes its vertex as cancelled when dropped before [`Job::finish`] (an aborted or failed
+/// step whose error is not the solve's).
+pub(crate) struct Running {
+    job: Arc<Job>,
+    vertex: Arc<Vertex>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.job.finish(&self.vertex, cancelled());
     }
 }
 

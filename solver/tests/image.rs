@@ -196,3 +196,148 @@ fn a_missing_copy_source_fails_the_copy_step() {
     let rendered = format!("{}", std::error::Error::source(&err).unwrap());
     assert!(rendered.contains("nope.txt"), "{rendered}");
 }
+
+#[test]
+fn oci_layout_bases_map_layers_to_chain_id_snapshots() {
+    let fx = Fixture::new();
+    // Two layers, unpacked under their ChainIDs as base images are.
+    let (d1, d2) = (
+        dray_llb::Digest::of("layer1"),
+        dray_llb::Digest::of("layer2"),
+    );
+    let c1: dray_cache::SnapshotId = d1.to_string().parse().unwrap();
+    let c2: dray_cache::SnapshotId = dray_llb::Digest::of(format!("{d1} {d2}"))
+        .to_string()
+        .parse()
+        .unwrap();
+    let a = fx.store.prepare_with_id(None, c1.clone()).unwrap();
+    std::fs::write(a.fs().join("one"), "1").unwrap();
+    let l1 = fx.store.commit(a, "layer 1").unwrap();
+    let b = fx.store.prepare_with_id(Some(&l1), c2.clone()).unwrap();
+    std::fs::write(b.fs().join("two"), "2").unwrap();
+    fx.store.commit(b, "layer 2").unwrap();
+
+    let layout = fx.tmp.path().join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |bytes: &[u8]| {
+        let d = dray_llb::Digest::of(bytes);
+        std::fs::write(blobs.join(d.hex()), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (cfg, cfg_len) = put(serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [d1.to_string(), d2.to_string()]}})
+    .to_string()
+    .as_bytes());
+    let layer = |d: &dray_llb::Digest| serde_json::json!({"mediaType": LAYER, "digest": d.to_string(), "size": 1});
+    let (man, man_len) = put(
+        serde_json::json!({"schemaVersion": 2, "mediaType": MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": cfg.to_string(), "size": cfg_len},
+            "layers": [layer(&d1), layer(&d2)]})
+        .to_string()
+        .as_bytes(),
+    );
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": MANIFEST, "digest": man.to_string(), "size": man_len,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]});
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+
+    let base = State::source(
+        dray_llb::SourceOp::oci_layout(layout.to_str().unwrap(), "v1"),
+        None,
+    )
+    .named("FROM oci-layout");
+    let head = common::run(&base, 0, "/three", "3", "RUN");
+    let out = rt()
+        .block_on(fx.solver().solve(&def(&head), &RecordingReporter::new()))
+        .unwrap();
+    let chain = out.head.chain_ids();
+    assert_eq!(&chain[..2], &[c1, c2]);
+    let layers = out.head.layer_dirs(&fx.store);
+    assert_eq!(read_in(&layers, "/one").as_deref(), Some("1"));
+    assert_eq!(read_in(&layers, "/three").as_deref(), Some("3"));
+
+    // A ref name the layout does not have.
+    let missing = State::source(
+        dray_llb::SourceOp::oci_layout(layout.to_str().unwrap(), "v2"),
+        None,
+    )
+    .named("FROM missing");
+    let err = rt()
+        .block_on(fx.solver().solve(
+            &def(&common::run(&missing, 0, "/x", "x", "RUN")),
+            &RecordingReporter::new(),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(&err, SolveError::Step { name, .. } if name == "FROM missing"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn an_image_with_an_empty_step_keeps_its_empty_snapshot_in_the_chain() {
+    let fx = Fixture::new();
+    let store = &fx.store;
+    let mut ids = Vec::new();
+    let mut parent: Option<dray_cache::Committed> = None;
+    let mut layers = Vec::new();
+    for (i, file) in [Some("one"), None, Some("three")].into_iter().enumerate() {
+        let a = store.prepare(parent.as_ref()).unwrap();
+        if let Some(f) = file {
+            std::fs::write(a.fs().join(f), f).unwrap();
+        }
+        let c = store.commit(a, &format!("step {i}")).unwrap();
+        if file.is_some() {
+            let blob = store
+                .blobs()
+                .put_bytes(format!("layer {i}").as_bytes())
+                .unwrap();
+            let diff_id = dray_llb::Digest::of(format!("diff {i}"));
+            store
+                .put_layer(&LayerRecord {
+                    snapshot: c.id.clone(),
+                    media_type: LAYER.into(),
+                    diff_id,
+                    blob: blob.digest,
+                    size: blob.size,
+                })
+                .unwrap();
+            layers.push((diff_id, blob));
+        }
+        ids.push(c.id.clone());
+        parent = Some(c);
+    }
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|(d, _)| d.to_string()).collect::<Vec<_>>()}});
+    let config = store
+        .blobs()
+        .put_bytes(config.to_string().as_bytes())
+        .unwrap();
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": config.digest.to_string(), "size": config.size},
+        "layers": layers.iter().map(|(_, b)| serde_json::json!({"mediaType": LAYER, "digest": b.digest.to_string(), "size": b.size})).collect::<Vec<_>>()});
+    let manifest = store
+        .blobs()
+        .put_bytes(manifest.to_string().as_bytes())
+        .unwrap();
+    store
+        .tag(
+            "docker.io/library/gappy:1",
+            &Descriptor::new(MANIFEST, manifest.digest, manifest.size),
+        )
+        .unwrap();
+    let head = common::run(
+        &State::image(ImageRef::parse("gappy:1").unwrap()).named("FROM gappy"),
+        0,
+        "/four",
+        "4",
+        "RUN",
+    );
+    let out = rt()
+        .block_on(fx.solver().solve(&def(&head), &RecordingReporter::new()))
+        .unwrap();
+    assert_eq!(&out.head.chain_ids()[..3], ids.as_slice());
+}

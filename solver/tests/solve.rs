@@ -88,6 +88,18 @@ fn editing_one_context_file_reruns_only_its_copy_and_dependents() {
     assert_eq!(read_in(&layers, "/app/b.txt").as_deref(), Some("B2"));
     // The unchanged bottom layer is shared.
     assert_eq!(out.head.chain_ids()[0], first.head.chain_ids()[0]);
+    // --explain-cache: the stored preimages say why COPY b.txt missed.
+    let preimage = |o: &dray_solver::SolveOutput| -> Preimage {
+        let v = o
+            .vertices
+            .values()
+            .find(|v| v.name == "COPY b.txt")
+            .unwrap();
+        let key = v.keys[0];
+        serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap()
+    };
+    let why = dray_solver::explain(&preimage(&first), &preimage(&out));
+    assert_eq!(why, ["input 1: the content of /b.txt changed"]);
 
     // Editing a file no COPY includes changes nothing.
     fx.write("unrelated.txt", "x");
@@ -286,9 +298,31 @@ fn first_error_cancels_the_rest_and_names_the_step() {
     let failed: Vec<_> = events
         .iter()
         .filter(|e| matches!(e.kind, EventKind::Failed { .. }))
+        .map(|e| (e.name.as_str(), e.kind.clone()))
         .collect();
-    assert_eq!(failed.len(), 1);
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        matches!(&failed[0], ("RUN failing", EventKind::Failed { error }) if error.contains("exited with code 1")),
+        "{failed:?}"
+    );
+    assert!(
+        matches!(&failed[1], ("RUN slow", EventKind::Failed { error }) if error.contains("cancelled")),
+        "{failed:?}"
+    );
     assert_eq!(rep.summary().unwrap().failed, 1);
+}
+
+#[test]
+fn a_scratch_head_is_empty() {
+    let fx = Fixture::new();
+    let out = rt()
+        .block_on(
+            fx.solver()
+                .solve(&def(&State::scratch()), &RecordingReporter::new()),
+        )
+        .unwrap();
+    assert!(out.head.is_empty());
+    assert!(out.head.chain_ids().is_empty());
 }
 
 #[test]
@@ -327,7 +361,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
     assert_eq!(out.vertices.len(), 3);
     for (vertex, outcome) in &out.vertices {
         assert_eq!(outcome.status, VertexStatus::Executed);
-        let key = dray_cache::Digest::from_bytes(*outcome.keys[0].as_bytes());
+        let key = outcome.keys[0];
         let record = fx
             .store
             .cache_record(&key)
@@ -346,7 +380,7 @@ fn preimages_are_stored_and_reproduce_their_keys() {
         .values()
         .find(|o| o.name == "COPY a.txt")
         .unwrap();
-    let key = dray_cache::Digest::from_bytes(*copy_a.keys[0].as_bytes());
+    let key = copy_a.keys[0];
     let pre: Preimage =
         serde_json::from_str(&fx.store.cache_record(&key).unwrap().unwrap().preimage).unwrap();
     let json = serde_json::to_string(&pre.op).unwrap();
@@ -485,4 +519,91 @@ fn missing_image_names_the_reference() {
         "{source:?}"
     );
     let _ = context();
+}
+
+#[test]
+fn exec_specs_stack_layers_top_first_and_give_cache_mounts_a_directory() {
+    let fx = Fixture::new();
+    fx.write("a.txt", "A");
+    let base = copy(&State::scratch(), "/a.txt", "/a.txt", "COPY a");
+    let step = base
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"])
+                .mount(dray_llb::Mount::cache(
+                    "/root/.cache",
+                    "deps",
+                    dray_llb::Sharing::Shared,
+                ))
+                .proxy_env(vec!["HTTPS_PROXY=http://proxy:1".into()]),
+        )
+        .root()
+        .named("RUN with cache");
+    let out = rt()
+        .block_on(fx.solver().solve(&def(&step), &RecordingReporter::new()))
+        .unwrap();
+    let specs = fx.exec.specs.lock().unwrap().clone();
+    assert_eq!(specs.len(), 1);
+    let spec = &specs[0];
+    let chain = out.head.chain_ids();
+    assert_eq!(spec.rootfs.lowers, [fx.store.fs_path(&chain[0])]);
+    assert_eq!(spec.rootfs.upper, fx.store.fs_path(&chain[1]));
+    assert_eq!(spec.meta.proxy_env, ["HTTPS_PROXY=http://proxy:1"]);
+    let cache = spec.mounts[0]
+        .cache_dir
+        .as_ref()
+        .expect("a cache directory");
+    assert!(cache.is_dir());
+    assert!(cache.starts_with(fx.store.root().path()));
+
+    // Another proxy does not change the key.
+    let other = base
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"])
+                .mount(dray_llb::Mount::cache(
+                    "/root/.cache",
+                    "deps",
+                    dray_llb::Sharing::Shared,
+                ))
+                .proxy_env(vec!["HTTPS_PROXY=http://elsewhere:2".into()]),
+        )
+        .root()
+        .named("RUN with cache");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&def(&other), &rep))
+        .unwrap();
+    assert!(rep.started().is_empty());
+}
+
+#[test]
+fn a_run_that_mounts_the_context_keys_on_its_content() {
+    let fx = Fixture::new();
+    fx.write("src/a.c", "int a;");
+    fx.write("other.txt", "o");
+    let step = State::scratch()
+        .run(
+            dray_llb::ExecSpec::new(["fake", "0", "/out", "x"]).mount(
+                dray_llb::Mount::bind("/src", context())
+                    .selector("/src")
+                    .readonly(),
+            ),
+        )
+        .root()
+        .named("RUN --mount=type=bind");
+    let d = def(&step);
+    rt().block_on(fx.solver().solve(&d, &RecordingReporter::new()))
+        .unwrap();
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert!(
+        rep.started().is_empty(),
+        "the context's per-build key must not leak"
+    );
+    fx.write("other.txt", "changed");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert!(rep.started().is_empty(), "outside the mount's selector");
+    fx.write("src/a.c", "int b;");
+    let rep = RecordingReporter::new();
+    rt().block_on(fx.solver().solve(&d, &rep)).unwrap();
+    assert_eq!(rep.started(), ["RUN --mount=type=bind"]);
 }

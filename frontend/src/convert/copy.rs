@@ -1,5 +1,20 @@
 //! COPY and ADD (BuildKit's `convert_copy.go`): one file op with a copy action per source,
-//! or with `--link` a copy onto scratch merged over the stage.
+//! or with `--link` (and no `--chmod`) a copy onto scratch merged over the stage.
+//!
+//! The copy actions carry Docker's COPY rules the way BuildKit encodes them, so the file-op
+//! implementation needs no knowledge of the Dockerfile:
+//!
+//! | source | `src` | flags set |
+//! |---|---|---|
+//! | context / stage / image path | `/` + cleaned path (may hold wildcards) | `follow_symlinks`, `dir_copy_contents`, `create_dest_path`, `allow_wildcard`, `allow_empty_wildcard`; `attempt_unpack` for ADD (or `--unpack`) |
+//! | `--parents a/./b/*.go` | the pivot `/a` | as above, plus `include_patterns = ["b/*.go"]` |
+//! | ADD `<url>` | `/<file name>` of an HTTP source (`--checksum` on the source) | `create_dest_path`; `attempt_unpack` only with `--unpack` |
+//! | heredoc `<<EOF` | `/EOF` of a 0644 `Mkfile` on scratch | `create_dest_path` |
+//!
+//! Every action also gets `dest` (relative to WORKDIR; a trailing `/`, `.` or an empty path
+//! means "into the directory"), `--chown` as `owner` (ids or names, resolved at solve time),
+//! `--chmod` as `mode`, `--exclude` as `exclude_patterns` and `SOURCE_DATE_EPOCH` as
+//! `timestamp`.
 
 use dray_llb::{Copy, Digest, FileAction, FileChain, HttpAttrs, Mkfile, Mode, SourceOp, State};
 
@@ -88,7 +103,7 @@ impl StageState {
                 Some("checksum can't be specified for COPY")
             } else if sources.len() != 1 {
                 Some("checksum can't be specified for multiple sources")
-            } else if !is_http(sources[0]) && !is_git(sources[0]) {
+            } else if !sources.first().is_some_and(|s| is_http(s) || is_git(s)) {
                 Some("checksum requires HTTP(S) or Git sources")
             } else {
                 None
@@ -116,7 +131,10 @@ impl StageState {
 
         for &src in &sources {
             msg.push_str(&format!(" {src}"));
-            if is_git(src) {
+            if is_git(src) && !spec.is_add && is_http(src) {
+                return Err(Error::GitInCopy { span });
+            }
+            if is_git(src) && spec.is_add {
                 return Err(Error::GitSource {
                     source_url: src.to_owned(),
                     span,
@@ -161,6 +179,7 @@ impl StageState {
                         attempt_unpack: spec.unpack.unwrap_or(false),
                         create_dest_path: true,
                         exclude_patterns: spec.exclude.clone(),
+                        timestamp: self.epoch,
                         ..Copy::default()
                     },
                 );
@@ -197,6 +216,7 @@ impl StageState {
                     allow_empty_wildcard: true,
                     include_patterns: include,
                     exclude_patterns: spec.exclude.clone(),
+                    timestamp: self.epoch,
                     ..Copy::default()
                 },
             );
@@ -225,6 +245,8 @@ impl StageState {
                     owner: owner.clone(),
                     mode: mode.clone(),
                     create_dest_path: true,
+                    exclude_patterns: spec.exclude.clone(),
+                    timestamp: self.epoch,
                     ..Copy::default()
                 },
             );
@@ -240,7 +262,11 @@ impl StageState {
                 None => base,
             };
             let copied = base.file(chain).with_metadata(meta(name.clone()));
-            let prefix = name.get(..name.len() - text.len()).unwrap_or_default();
+            let prefix = name
+                .len()
+                .checked_sub(text.len())
+                .and_then(|end| name.get(..end))
+                .unwrap_or_default();
             let link_name = format!("{prefix}LINK {text}");
             let merged = State::merge([self.state.clone(), copied]).with_metadata(meta(link_name));
             self.state = merged;

@@ -45,6 +45,8 @@ pub(super) struct StageState {
     pub(super) ignore_cache: bool,
     /// The image at the bottom of the stage's base chain, pinned by digest.
     pub(super) base_image: Option<dray_llb::ImageRef>,
+    /// `SOURCE_DATE_EPOCH`: the modification time of copied files and WORKDIR directories.
+    pub(super) epoch: Option<i64>,
 }
 
 /// The config BuildKit starts `FROM scratch` with.
@@ -303,7 +305,7 @@ impl StageState {
                 mode: 0o755,
                 make_parents: true,
                 owner,
-                timestamp: None,
+                timestamp: self.epoch,
             }));
             self.state = self.state.file(chain).with_metadata(metadata(
                 name,
@@ -531,6 +533,7 @@ mod tests {
             cmd_set: false,
             ignore_cache: false,
             base_image: None,
+            epoch: None,
         };
         assert_eq!(st.prefix("RUN x"), "[build  2/12] RUN x");
         st.name.clear();

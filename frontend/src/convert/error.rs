@@ -66,6 +66,12 @@ pub enum Error {
         /// The instruction.
         span: Span,
     },
+    /// `COPY <git url>`: only ADD clones.
+    #[error("source can't be a git ref for COPY")]
+    GitInCopy {
+        /// The instruction.
+        span: Span,
+    },
     /// `ADD <git url>`: git sources are not supported yet.
     #[error("git sources are not supported yet: {source_url}")]
     GitSource {
@@ -108,6 +114,22 @@ pub enum Error {
         /// The `--mount` flag.
         span: Span,
     },
+    /// A feature the op graph cannot express yet.
+    #[error("{what} are not supported yet")]
+    Unsupported {
+        /// What, in the plural.
+        what: &'static str,
+        /// The instruction or flag.
+        span: Span,
+    },
+    /// `SOURCE_DATE_EPOCH` that is not a number of seconds.
+    #[error("invalid SOURCE_DATE_EPOCH: {value:?}")]
+    InvalidSourceDateEpoch {
+        /// The value.
+        value: String,
+        /// The start of the file (the value comes from the command line or a global ARG).
+        span: Span,
+    },
     /// `VOLUME ""`.
     #[error("VOLUME specified can not be an empty string")]
     EmptyVolume {
@@ -135,6 +157,15 @@ pub enum Error {
         /// The FROM of the stage.
         span: Span,
     },
+    /// A stage was needed before it was converted (a converter bug: stages come in dependency
+    /// order).
+    #[error("internal error: stage {index} was used before it was converted")]
+    StageNotConverted {
+        /// The stage's index in the Dockerfile.
+        index: usize,
+        /// The instruction that needed it.
+        span: Span,
+    },
     /// The graph could not be marshaled (a converter bug: the head is always output 0).
     #[error("internal error: the op graph of the target stage could not be marshaled")]
     Marshal {
@@ -156,14 +187,18 @@ impl Error {
             | Error::InvalidPlatform { span, .. }
             | Error::InvalidStageIndex { span, .. }
             | Error::UrlInCopy { span }
+            | Error::GitInCopy { span }
             | Error::GitSource { span, .. }
             | Error::Checksum { span, .. }
             | Error::InvalidChecksum { span, .. }
             | Error::InvalidMountTarget { span, .. }
             | Error::SecretWithoutId { span }
+            | Error::Unsupported { span, .. }
+            | Error::InvalidSourceDateEpoch { span, .. }
             | Error::EmptyVolume { span }
             | Error::InvalidRunHeredoc { span, .. }
             | Error::ImageTrigger { span, .. }
+            | Error::StageNotConverted { span, .. }
             | Error::Marshal { span, .. } => *span,
         }
     }

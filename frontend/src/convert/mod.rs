@@ -35,8 +35,28 @@
 //!
 //! `created` fields and `rootfs` are left empty: image assembly fills them.
 //!
-//! Start reading at [`convert`]; the instruction handlers live in `dispatch` (config-only
-//! instructions and WORKDIR), `copy` (COPY/ADD) and `run` (RUN).
+//! # Differences from BuildKit
+//!
+//! On purpose or for now:
+//!
+//! - Base images come from an [`ImageResolver`] (dray's local store); nothing is pulled.
+//! - Ops carry a platform only when it differs from the target platform (`None` is the build
+//!   default); progress names never carry a platform prefix (no multi-platform builds yet).
+//! - `ADD <git url>`, `RUN --mount=type=secret,env=…`, `RUN --device`, ulimits, extra hosts,
+//!   cgroup parent and named build contexts are refused or absent.
+//! - A writable bind mount (`rw`) is an output of the exec node; BuildKit discards it
+//!   (`ForceNoOutput`). Its content is still thrown away unless a consumer asks for it.
+//! - `COPY --parents` is encoded as BuildKit encodes it (the part before `/./` as the copy
+//!   source, the rest as an include pattern); BuildKit's "required paths" check for literal
+//!   sources is left to the copy itself.
+//! - A shared node (the same `FROM` in two stages) is named after its first use from the head.
+//! - The stage env of a stage built `FROM` another stage is the parent's final env; BuildKit
+//!   re-applies the parent's *config* env on top, which differs only when an ARG and an ENV of
+//!   the same name disagree.
+//!
+//! Start reading at [`convert`] (or [`convert_source`]); the instruction handlers live in
+//! `dispatch` (config-only instructions and WORKDIR), `copy` (COPY/ADD), `run` (RUN),
+//! `triggers` (image ONBUILD) and `images` (the resolver and its memo).
 
 mod copy;
 mod dispatch;
@@ -107,6 +127,10 @@ pub struct Conversion {
     pub stages: StageGraph,
     /// The context paths the build reads (BuildKit's follow paths); empty means all.
     pub context_paths: Vec<String>,
+    /// `SOURCE_DATE_EPOCH` (a build argument, or a global ARG default), in seconds: copied
+    /// files and WORKDIR directories carry it as their mtime; image assembly should use it for
+    /// `created`.
+    pub epoch: Option<i64>,
 }
 
 /// Converts `dockerfile` for `opts`, looking base images up in `images`.
@@ -126,6 +150,8 @@ pub fn convert(
     images: &dyn ImageResolver,
 ) -> Result<Conversion, crate::Error> {
     let memo = Memo::new(images);
+    // BuildKit decides this before image ONBUILD triggers add their sources.
+    let single = dockerfile.stages.len() + unregistered_sources(dockerfile) == 1;
     let graph = stages::resolve_with_images(dockerfile, &opts.resolve, &memo)?;
     let injected = triggers::inject(dockerfile, &graph, &memo)?;
     let (dockerfile, graph) = match &injected {
@@ -136,7 +162,7 @@ pub fn convert(
         None => (dockerfile, graph),
     };
     let image_triggers = injected.as_ref().map(|i| i.counts.clone());
-    let out = Converter::new(dockerfile, &graph, opts, &memo, image_triggers)?.run()?;
+    let out = Converter::new(dockerfile, &graph, opts, &memo, image_triggers, single)?.run()?;
     Ok(Conversion {
         stages: graph,
         ..out
@@ -165,6 +191,7 @@ struct Converter<'a> {
     proxy_env: Vec<String>,
     target_platform: Platform,
     single: bool,
+    epoch: Option<i64>,
     image_triggers: Vec<usize>,
     done: Vec<Option<StageState>>,
 }
@@ -176,6 +203,7 @@ impl<'a> Converter<'a> {
         opts: &'a ConvertOptions,
         memo: &'a Memo<'a>,
         image_triggers: Option<Vec<usize>>,
+        single: bool,
     ) -> Result<Self, Error> {
         let context_paths = context_paths(graph);
         let context = State::local(
@@ -201,7 +229,8 @@ impl<'a> Converter<'a> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect(),
             target_platform: llb_platform(&opts.resolve.target_platform),
-            single: df.stages.len() + unregistered_sources(df) == 1,
+            single,
+            epoch: source_date_epoch(opts, graph)?,
             image_triggers: image_triggers.unwrap_or_else(|| vec![0; df.stages.len()]),
             done: vec![None; df.stages.len()],
         })
@@ -210,16 +239,23 @@ impl<'a> Converter<'a> {
     fn run(mut self) -> Result<Conversion, crate::Error> {
         for rs in &self.graph.stages {
             let st = self.dispatch_stage(rs)?;
-            self.done[rs.index] = Some(st);
+            if let Some(slot) = self.done.get_mut(rs.index) {
+                *slot = Some(st);
+            }
         }
+        let span = self
+            .df
+            .stages
+            .get(self.graph.target)
+            .map_or(crate::Span::point(0), |s| s.span());
         let target = self
             .done
             .get_mut(self.graph.target)
             .and_then(Option::take)
-            .ok_or(stages::Error::NoStages {
-                span: crate::Span::point(0),
+            .ok_or(Error::StageNotConverted {
+                index: self.graph.target,
+                span,
             })?;
-        let span = self.df.stages[self.graph.target].span();
         let mut image = target.image;
         if !self.opts.labels.is_empty() {
             let labels = image.config.labels.get_or_insert_with(Default::default);
@@ -239,6 +275,7 @@ impl<'a> Converter<'a> {
             base_image: target.base_image,
             stages: self.graph.clone(),
             context_paths: self.context_paths,
+            epoch: self.epoch,
         })
     }
 
@@ -281,7 +318,7 @@ impl<'a> Converter<'a> {
     fn dispatch_stage(&mut self, rs: &ResolvedStage) -> Result<StageState, crate::Error> {
         let platform = llb_platform(&rs.platform);
         let explicit_platform = platform != self.target_platform;
-        let own = &rs.commands[rs.onbuild_triggers..];
+        let own = rs.commands.get(rs.onbuild_triggers..).unwrap_or_default();
         let image_triggers = self.image_triggers.get(rs.index).copied().unwrap_or(0);
         let steps = own
             .iter()
@@ -305,89 +342,94 @@ impl<'a> Converter<'a> {
         let ignore_cache = self.ignore_cache(rs.name.as_deref());
         let file = self.opts.filename.clone();
 
-        let mut st = match &rs.base {
-            Base::Stage { index } => {
-                let mut parent = self.done[*index].clone().ok_or(stages::Error::NoStages {
-                    span: rs.origin.span,
-                })?;
-                parent.image.config.on_build = None;
-                StageState {
-                    name,
-                    cmd_total: steps,
-                    cmd_index: 0,
-                    cmd_is_onbuild: false,
-                    cmd_set: false,
-                    ignore_cache,
-                    ..parent
-                }
-            }
-            Base::Scratch | Base::Image { .. } => {
-                let mut st = StageState {
-                    name,
-                    state: State::scratch(),
-                    image: empty_image(&platform),
-                    platform: platform.clone(),
-                    explicit_platform,
-                    build_args: Vec::new(),
-                    cmd_total: steps,
-                    cmd_index: 0,
-                    cmd_is_onbuild: false,
-                    cmd_set: false,
-                    ignore_cache,
-                    base_image: None,
-                };
-                if let Base::Image { reference } = &rs.base {
-                    st.cmd_total += 1;
-                    let (state, mut config, pinned, no_layers) =
-                        self.image_source(reference, &platform, rs.origin.span)?;
-                    st.state = state;
-                    if !no_layers {
-                        let text = format!("FROM {pinned}");
-                        let label = st.prefix(&text);
-                        st.state = st
-                            .state
-                            .with_metadata(metadata(label, &file, &rs.origin, false));
-                        st.base_image = Some(pinned);
+        let mut st =
+            match &rs.base {
+                Base::Stage { index } => {
+                    let mut parent = self.done.get(*index).cloned().flatten().ok_or(
+                        Error::StageNotConverted {
+                            index: *index,
+                            span: rs.origin.span,
+                        },
+                    )?;
+                    parent.image.config.on_build = None;
+                    StageState {
+                        name,
+                        cmd_total: steps,
+                        cmd_index: 0,
+                        cmd_is_onbuild: false,
+                        cmd_set: false,
+                        ignore_cache,
+                        ..parent
                     }
-                    config.created = None;
-                    config.config.on_build = None;
-                    st.image = config;
                 }
-                if st.image.os != "windows"
-                    && !st
+                Base::Scratch | Base::Image { .. } => {
+                    let mut st = StageState {
+                        name,
+                        state: State::scratch(),
+                        image: empty_image(&platform),
+                        platform: platform.clone(),
+                        explicit_platform,
+                        build_args: Vec::new(),
+                        cmd_total: steps,
+                        cmd_index: 0,
+                        cmd_is_onbuild: false,
+                        cmd_set: false,
+                        ignore_cache,
+                        base_image: None,
+                        epoch: self.epoch,
+                    };
+                    if let Base::Image { reference } = &rs.base {
+                        st.cmd_total += 1;
+                        let (state, mut config, pinned, no_layers) =
+                            self.image_source(reference, &platform, rs.origin.span)?;
+                        st.state = state;
+                        if !no_layers {
+                            let text = format!("FROM {pinned}");
+                            let label = st.prefix(&text);
+                            st.state = st
+                                .state
+                                .with_metadata(metadata(label, &file, &rs.origin, false));
+                            st.base_image = Some(pinned);
+                        }
+                        config.created = None;
+                        config.config.on_build = None;
+                        st.image = config;
+                    }
+                    if st.image.os != "windows"
+                        && !st
+                            .image
+                            .config
+                            .env
+                            .iter()
+                            .flatten()
+                            .any(|e| split_env(e).0 == "PATH")
+                    {
+                        st.add_config_env("PATH", stages::DEFAULT_PATH);
+                    }
+                    for entry in st.image.config.env.clone().iter().flatten() {
+                        let (k, v) = split_env(entry);
+                        st.state = st.state.clone().with_env(k, v);
+                    }
+                    if let Some(p) = st.node_platform() {
+                        st.state = st.state.clone().with_platform(p);
+                    }
+                    if let Some(wd) = st
                         .image
                         .config
-                        .env
-                        .iter()
-                        .flatten()
-                        .any(|e| split_env(e).0 == "PATH")
-                {
-                    st.add_config_env("PATH", stages::DEFAULT_PATH);
+                        .working_dir
+                        .clone()
+                        .filter(|w| !w.is_empty())
+                    {
+                        let wd = dispatch::clean_abs(&wd);
+                        st.state = st.state.clone().with_cwd(&wd);
+                        st.image.config.working_dir = Some(wd);
+                    }
+                    if let Some(user) = st.image.config.user.clone().filter(|u| !u.is_empty()) {
+                        st.state = st.state.clone().with_user(user);
+                    }
+                    st
                 }
-                for entry in st.image.config.env.clone().iter().flatten() {
-                    let (k, v) = split_env(entry);
-                    st.state = st.state.clone().with_env(k, v);
-                }
-                if let Some(p) = st.node_platform() {
-                    st.state = st.state.clone().with_platform(p);
-                }
-                if let Some(wd) = st
-                    .image
-                    .config
-                    .working_dir
-                    .clone()
-                    .filter(|w| !w.is_empty())
-                {
-                    let wd = dispatch::clean_abs(&wd);
-                    st.state = st.state.clone().with_cwd(&wd);
-                    st.image.config.working_dir = Some(wd);
-                }
-                if let Some(user) = st.image.config.user.clone().filter(|u| !u.is_empty()) {
-                    st.state = st.state.clone().with_user(user);
-                }
-                st
-            }
-        };
+            };
 
         let trigger_count = rs.onbuild_triggers + image_triggers;
         for (i, command) in rs.commands.iter().enumerate() {
@@ -436,10 +478,7 @@ impl<'a> Converter<'a> {
                         (Some(from), kind) if kind != MountType::Tmpfs => {
                             match find_stage_by_name(self.df, from) {
                                 Some(index) => MountSource::State(self.stage_state(index, m.span)?),
-                                None => {
-                                    let target = self.target_platform.clone();
-                                    MountSource::State(self.image_source(from, &target, m.span)?.0)
-                                }
+                                None => MountSource::State(self.extra_image(from, m.span)?),
                             }
                         }
                         _ => MountSource::Default,
@@ -501,6 +540,18 @@ impl<'a> Converter<'a> {
             })
     }
 
+    /// An image used as a `COPY --from` or `--mount from=` source, for the target platform.
+    /// BuildKit names it `FROM <pinned ref>`, without a step prefix.
+    fn extra_image(&self, reference: &str, span: crate::Span) -> Result<State, Error> {
+        let (state, _, pinned, no_layers) =
+            self.image_source(reference, &self.target_platform, span)?;
+        Ok(if no_layers {
+            state
+        } else {
+            state.named(format!("FROM {pinned}"))
+        })
+    }
+
     /// `COPY --from`: a stage index, a stage name, or an image.
     fn copy_from(&self, from: &str, span: crate::Span) -> Result<State, Error> {
         if let Ok(index) = from.parse::<usize>() {
@@ -508,7 +559,7 @@ impl<'a> Converter<'a> {
         }
         match find_stage_by_name(self.df, from) {
             Some(index) => self.stage_state(index, span),
-            None => Ok(self.image_source(from, &self.target_platform, span)?.0),
+            None => self.extra_image(from, span),
         }
     }
 }
@@ -518,6 +569,27 @@ fn chmod(
 ) -> Option<(String, crate::instructions::ChmodSpec)> {
     let c = c?;
     Some((c.value.value.clone(), c.mode.clone()?))
+}
+
+/// BuildKit's `SOURCE_DATE_EPOCH`: the build argument, else a non-empty global ARG value.
+fn source_date_epoch(opts: &ConvertOptions, graph: &StageGraph) -> Result<Option<i64>, Error> {
+    const KEY: &str = "SOURCE_DATE_EPOCH";
+    let value = opts
+        .resolve
+        .build_args
+        .get(KEY)
+        .or_else(|| graph.global_args.values.get(KEY).filter(|v| !v.is_empty()));
+    let Some(value) = value else { return Ok(None) };
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| Error::InvalidSourceDateEpoch {
+            value: value.clone(),
+            span: crate::Span::point(0),
+        })
 }
 
 fn find_stage_by_name(df: &Dockerfile, name: &str) -> Option<usize> {

@@ -92,10 +92,13 @@ impl StageState {
         let mut custom = c.origin.original.clone();
         let mut extra_mounts = Vec::new();
         if let Some(first) = c.command.files.first() {
-            if args.len() != 1 || !c.command.prepend_shell {
+            let [line] = args.as_slice() else {
+                return Err(Error::InvalidRunHeredoc { args, span });
+            };
+            if !c.command.prepend_shell {
                 return Err(Error::InvalidRunHeredoc { args, span });
             }
-            if is_lone_heredoc(&args[0]) {
+            if is_lone_heredoc(line) {
                 let data = first.data.clone();
                 if self.image.os != "windows" && data.starts_with("#!") {
                     // A script with a shebang: write it to a file and run that.
@@ -115,7 +118,7 @@ impl StageState {
                 }
                 custom.push_str(&format!(" ({})", summarize(&first.data)));
             } else {
-                let mut line = args[0].clone();
+                let mut line = line.clone();
                 for f in &c.command.files {
                     line.push('\n');
                     line.push_str(&f.data);
@@ -138,7 +141,14 @@ impl StageState {
                 MountSource::State(s) => Some(s),
                 MountSource::Default => None,
             };
+            let from_copy = from.clone();
             let mount = match m.kind {
+                MountType::Secret if m.env.is_some() => {
+                    return Err(Error::Unsupported {
+                        what: "secret mounts exposed as environment variables (env=)",
+                        span: m.span,
+                    });
+                }
                 MountType::Secret => {
                     let id = m
                         .source
@@ -196,9 +206,18 @@ impl StageState {
                                 Some(CacheSharing::Locked) => Sharing::Locked,
                                 _ => Sharing::Shared,
                             };
-                            let id = m.id.clone().unwrap_or_else(|| target.clone());
+                            // BuildKit: the target as written, cleaned (not joined to the cwd).
+                            let id = m.id.clone().unwrap_or_else(|| {
+                                let written = m.target.as_deref().unwrap_or_default();
+                                let cleaned = clean_abs(written);
+                                if written.starts_with('/') {
+                                    cleaned
+                                } else {
+                                    cleaned.trim_start_matches('/').to_owned()
+                                }
+                            });
                             let mount = Mount::cache(target.clone(), id, sharing);
-                            match from {
+                            match from.clone() {
                                 Some(s) => mount.from_state(s),
                                 None => mount,
                             }
@@ -209,6 +228,10 @@ impl StageState {
                         let src = clean_abs(m.source.as_deref().unwrap_or_default());
                         if src != "/" {
                             mount = mount.selector(src);
+                        } else if m.kind == MountType::Cache
+                            && (m.uid.is_some() || m.gid.is_some() || m.mode.is_some())
+                        {
+                            mount = self.cache_owner(mount, m, from_copy);
                         }
                     }
                     if m.readonly {
@@ -242,6 +265,33 @@ impl StageState {
         let line = run_command_string(&args, &self.build_args, &env);
         self.commit(format!("RUN {line}"), true, true);
         Ok(())
+    }
+}
+
+impl StageState {
+    /// `--mount=type=cache,uid=…,gid=…,mode=…`: BuildKit seeds the cache from a `/cache`
+    /// directory made with that owner and mode on the `from` state (or scratch), and mounts
+    /// that directory.
+    fn cache_owner(
+        &self,
+        mount: Mount,
+        m: &crate::instructions::Mount,
+        from: Option<State>,
+    ) -> Mount {
+        let base = from.unwrap_or_else(State::scratch);
+        let seeded = base
+            .file(FileChain::new().then(FileAction::Mkdir(dray_llb::Mkdir {
+                path: "/cache".to_owned(),
+                mode: m.mode.unwrap_or(0o755),
+                make_parents: false,
+                owner: Some(dray_llb::Chown {
+                    user: Some(dray_llb::UserOpt::Id(m.uid.unwrap_or(0))),
+                    group: Some(dray_llb::UserOpt::Id(m.gid.unwrap_or(0))),
+                }),
+                timestamp: None,
+            })))
+            .named("[internal] settings cache mount permissions");
+        mount.from_state(seeded).selector("/cache")
     }
 }
 

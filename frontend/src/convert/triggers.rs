@@ -83,9 +83,12 @@ pub(super) fn inject(
             dockerfile: df.clone(),
             counts: vec![0; df.stages.len()],
         });
-        if let Some(stage) = injected.dockerfile.stages.get_mut(rs.index) {
+        if let (Some(stage), Some(count)) = (
+            injected.dockerfile.stages.get_mut(rs.index),
+            injected.counts.get_mut(rs.index),
+        ) {
             stage.commands.splice(0..0, commands);
-            injected.counts[rs.index] = triggers.len();
+            *count = triggers.len();
         }
     }
     Ok(out)

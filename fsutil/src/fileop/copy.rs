@@ -119,7 +119,9 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
             .map(|n| n.to_owned())
             .unwrap_or_default();
         let target = if c.parents {
-            copier.parents_target(&followed, &pivot, &dest)?.join(&base)
+            copier
+                .parents_target(&clean_lexical(&source), &pivot, &dest)?
+                .join(&base)
         } else {
             let dest_meta = copier.up.merged().lstat(&dest)?;
             let dest_dir = dest_meta.as_ref().is_some_and(Metadata::is_dir);
@@ -148,21 +150,23 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
 
 impl Copier<'_, '_, '_> {
     /// For `--parents`: creates `dest/<source's parent dirs below the pivot>` with the
-    /// source directories' metadata, and returns it.
+    /// source directories' metadata, and returns it. `source` is the path as named (not
+    /// followed), so a followed link keeps its own place.
     fn parents_target(&mut self, source: &Path, pivot: &Path, dest: &Path) -> Result<PathBuf> {
         let parent = source.parent().unwrap_or(Path::new(""));
-        let rel = parent.strip_prefix(pivot).unwrap_or(Path::new(""));
+        let rel = parent.strip_prefix(pivot).unwrap_or(parent);
         let mut pending = Vec::new();
         let mut src_dir = pivot.to_owned();
         let mut target = dest.to_owned();
         for comp in rel.iter() {
             src_dir.push(comp);
             target.push(comp);
-            let meta = self.src.lstat(&src_dir)?.ok_or_else(|| Error::NotFound {
+            let resolved = self.src.resolve(&src_dir, true)?;
+            let meta = self.src.lstat(&resolved)?.ok_or_else(|| Error::NotFound {
                 path: shown(&src_dir),
             })?;
             pending.push(Pending {
-                src: src_dir.clone(),
+                src: resolved,
                 meta,
                 target: target.clone(),
                 done: false,
@@ -237,6 +241,9 @@ impl Copier<'_, '_, '_> {
                 }
                 if created || overwrite_meta {
                     self.apply_meta(src_path, meta, target)?;
+                } else {
+                    let (atime, mtime) = self.times(meta);
+                    self.up.set_times(target, FileKind::Dir, atime, mtime)?;
                 }
                 Ok(())
             }
@@ -269,6 +276,12 @@ impl Copier<'_, '_, '_> {
         }
     }
 
+    /// The times to give a copy of `meta`: the source's, or `timestamp`.
+    fn times(&self, meta: &Metadata) -> (i64, i64) {
+        self.timestamp
+            .map_or((meta.atime_ns, meta.mtime_ns), |t| (secs(t), secs(t)))
+    }
+
     /// fsutil's `copyFileInfo` + `copyXAttrs`: owner, mode, times, then xattrs (after
     /// `chown`, which would clear `security.capability`).
     fn apply_meta(&mut self, src_path: &Path, meta: &Metadata, target: &Path) -> Result<()> {
@@ -280,9 +293,7 @@ impl Copier<'_, '_, '_> {
         };
         self.up
             .set_owner_mode(target, uid, gid, Some(mode), meta.kind)?;
-        let (atime, mtime) = self
-            .timestamp
-            .map_or((meta.atime_ns, meta.mtime_ns), |t| (secs(t), secs(t)));
+        let (atime, mtime) = self.times(meta);
         self.up.set_times(target, meta.kind, atime, mtime)?;
         let xattrs = self.src.xattrs(src_path)?;
         self.up.set_xattrs(target, &xattrs)

@@ -11,7 +11,8 @@
 //!
 //! * a path removed that exists in `lower` becomes a **whiteout**, a 0:0 character device;
 //! * a directory created where `lower` had something (now hidden) is **opaque**
-//!   (`trusted.overlay.opaque=y`);
+//!   (`trusted.overlay.opaque=y`, or `user.overlay.opaque=y` with
+//!   [`ApplyContext::userxattr`]);
 //! * a directory of `lower` that gets new content is **copied up**: created in `upper` with
 //!   the same mode, owner, xattrs and times as in `lower` (times are restored after the
 //!   writes), so the layer does not change its metadata;
@@ -34,10 +35,11 @@
 //! tonistiigi/fsutil's `copy` package; see [`Copy`](struct@Copy) for the copy rules. Deliberate
 //! differences:
 //!
-//! * `Mkfile` always creates a fresh file with the given mode and owner (BuildKit's
-//!   `os.WriteFile` keeps an existing file's mode).
-//! * An octal `--chmod` replaces all of `0o7777` (BuildKit's Go `FileMode` conversion drops
-//!   setuid/setgid/sticky from the value and keeps the source's).
+//! * `Mkfile` over an existing file replaces its content and keeps its mode (and its owner
+//!   unless one is given), as BuildKit's `os.WriteFile` does; the new content is a new file
+//!   in `upper` either way.
+//! * `Rm` checks existence with `lstat` (BuildKit uses `stat`, so it reports a dangling
+//!   symlink as missing; here it is removed).
 //! * Copying an xattr the destination filesystem refuses (`EPERM`, `EOPNOTSUPP`) is skipped,
 //!   as BuildKit's handler does; other xattr errors fail the copy.
 //! * `ADD`'s archive unpacking (`attempt_unpack`) is not here: the caller unpacks.
@@ -116,7 +118,10 @@ pub enum Mode {
 /// * `parents` (`COPY --parents`): the source's directories (relative to the source root, or
 ///   to a `/./` pivot in `src`) are kept under `dest`, created with the source's metadata.
 /// * Each entry keeps its source mode, owner, times and xattrs, except that `owner` replaces
-///   the owner, `mode` the permission bits (not of symlinks), and `timestamp` the times.
+///   the owner, `mode` the mode (not of symlinks: an octal mode replaces all of `0o7777`,
+///   setuid/setgid/sticky included, as current fsutil does), and `timestamp` the times. An
+///   existing top directory copied into keeps its mode and owner but takes the source's times
+///   (fsutil's `restoreFileTimestamp`).
 ///   Hard links between copied files are kept; devices, fifos and symlinks are copied as such.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Copy {
@@ -207,7 +212,26 @@ pub struct Symlink {
 /// Settings for [`apply`] that are not part of an action.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
-pub struct ApplyContext {}
+pub struct ApplyContext {
+    /// Mark opaque directories with `user.overlay.opaque` instead of `trusted.overlay.opaque`:
+    /// for layers that will be mounted with overlayfs's `userxattr` option (rootless, in a
+    /// user namespace, where `trusted.*` cannot be written). Whiteouts are the same either
+    /// way.
+    pub userxattr: bool,
+}
+
+impl ApplyContext {
+    /// The defaults: rootful overlay (`trusted.overlay.opaque`).
+    pub fn new() -> ApplyContext {
+        ApplyContext::default()
+    }
+
+    /// Sets [`userxattr`](Self::userxattr).
+    pub fn with_userxattr(mut self, userxattr: bool) -> ApplyContext {
+        self.userxattr = userxattr;
+        self
+    }
+}
 
 /// Applies `action` to the destination `lower` (top layer first), writing the result into
 /// `upper` in overlayfs upper-dir form (see the [module docs](self)). `src` is the source
@@ -222,8 +246,7 @@ pub fn apply(
     upper: &Path,
     ctx: &ApplyContext,
 ) -> Result<()> {
-    let _ = ctx;
-    let mut up = upper::Upper::new(upper, lower)?;
+    let mut up = upper::Upper::new(upper, lower, ctx.userxattr)?;
     match action {
         Action::Copy(c) => match src {
             Some(src) => copy::copy(c, src, &mut up)?,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::upper::{NewDir, Slot, Upper};
 use super::wildcard::{has_wildcards, resolve_wildcards};
-use super::{Mkdir, Mkfile, Rm, Symlink};
+use super::{Mkdir, Mkfile, Owner, Rm, Symlink};
 use crate::error::{Error, Result};
 use crate::sys::{shown, split};
 use crate::tree::{FileKind, Tree};
@@ -56,15 +56,26 @@ pub(crate) fn mkfile(m: &Mkfile, up: &mut Upper<'_>) -> Result<()> {
     let path = up.resolve(Path::new(&m.path), true)?;
     let (parent, _) = split(&path).ok_or_else(|| Error::InvalidPath { path: shown(&path) })?;
     require_dir(up, parent)?;
-    let owner = m.owner.unwrap_or_default();
-    up.ensure_dir(
-        parent,
-        &NewDir {
-            mode: 0o755,
-            owner,
-            timestamp: None,
-        },
-    )?;
+    // os.WriteFile on an existing file keeps its mode, and BuildKit chowns only when an owner
+    // is given.
+    let (mut owner, mut mode) = (m.owner.unwrap_or_default(), m.mode & 0o777);
+    if let Some(existing) = up.merged().lstat(&path)?
+        && existing.kind == FileKind::File
+    {
+        mode = existing.mode;
+        if m.owner.is_none() {
+            owner = Owner {
+                uid: existing.uid,
+                gid: existing.gid,
+            };
+        }
+    }
+    let parents = NewDir {
+        mode: 0o755,
+        owner: Owner::default(),
+        timestamp: None,
+    };
+    up.ensure_dir(parent, &parents)?;
     if up.prepare(&path, false, false)? != Slot::Empty {
         return Err(Error::ReplaceDirectory { path: shown(&path) });
     }
@@ -72,13 +83,7 @@ pub(crate) fn mkfile(m: &Mkfile, up: &mut Upper<'_>) -> Result<()> {
     file.write_all(&m.data)
         .map_err(Error::io("write", shown(&path)))?;
     drop(file);
-    up.set_owner_mode(
-        &path,
-        owner.uid,
-        owner.gid,
-        Some(m.mode & 0o777),
-        FileKind::File,
-    )?;
+    up.set_owner_mode(&path, owner.uid, owner.gid, Some(mode), FileKind::File)?;
     if let Some(t) = m.timestamp {
         up.set_times(&path, FileKind::File, secs(t), secs(t))?;
     }

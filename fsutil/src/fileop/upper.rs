@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
 use super::user::Owner;
 use crate::error::{Error, Result};
 use crate::sys::{DirFd, Resolve, shown, split};
-use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree};
+use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree, USER_OPAQUE_XATTR};
 
 /// How to make a directory that does not exist yet.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +38,8 @@ pub(crate) struct Upper<'a> {
     merged: ChainTree,
     /// Directory times to set once all writes are done (creating entries changes them).
     dir_times: BTreeMap<PathBuf, (i64, i64)>,
+    /// The xattr that marks a directory opaque.
+    opaque_xattr: &'static str,
 }
 
 fn errno_io(e: rustix::io::Errno) -> std::io::Error {
@@ -52,12 +54,17 @@ fn ts(ns: i64) -> Timespec {
 }
 
 impl<'a> Upper<'a> {
-    pub(crate) fn new(upper: &Path, lower: &'a ChainTree) -> Result<Upper<'a>> {
+    pub(crate) fn new(upper: &Path, lower: &'a ChainTree, userxattr: bool) -> Result<Upper<'a>> {
         Ok(Upper {
             root: DirFd::open_host(upper)?,
             lower,
             merged: lower.with_top(upper)?,
             dir_times: BTreeMap::new(),
+            opaque_xattr: if userxattr {
+                USER_OPAQUE_XATTR
+            } else {
+                OVERLAY_OPAQUE_XATTR
+            },
         })
     }
 
@@ -105,7 +112,8 @@ impl<'a> Upper<'a> {
             None => {
                 self.create_dir(path, new.mode, new.owner)?;
                 if let Some(t) = new.timestamp {
-                    self.set_dir_times(path, t * 1_000_000_000, t * 1_000_000_000);
+                    let ns = t.saturating_mul(1_000_000_000);
+                    self.set_dir_times(path, ns, ns);
                 }
                 Ok(())
             }
@@ -124,15 +132,17 @@ impl<'a> Upper<'a> {
         Ok(())
     }
 
-    /// Creates a new, empty directory at `path` (nothing visible there; the parent is in
-    /// upper). It is made opaque if lower has something at `path`.
+    /// Creates a new, empty directory at `path` (nothing visible there, or something to
+    /// replace; the parent is in upper). It is made opaque if anything of lower would show
+    /// through at `path` (a whiteout's target, a replaced lower entry).
     pub(crate) fn create_dir(&mut self, path: &Path, mode: u32, owner: Owner) -> Result<()> {
         self.clear_upper(path)?;
+        let hides_lower = self.merged.lookup(path)?.is_some();
         let (dir, name) = self.parent(path)?;
         rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
-        if self.lower.lookup(path)?.is_some() {
-            xattr::set(dir.proc_path(Some(&name)), OVERLAY_OPAQUE_XATTR, b"y")
+        if hides_lower {
+            xattr::set(dir.proc_path(Some(&name)), self.opaque_xattr, b"y")
                 .map_err(Error::io("mark opaque", shown(path)))?;
         }
         self.set_owner_mode(path, owner.uid, owner.gid, Some(mode), FileKind::Dir)
@@ -167,7 +177,14 @@ impl<'a> Upper<'a> {
             };
         }
         match self.merged.lookup(path)? {
-            None => Ok(Slot::Empty),
+            None => {
+                // Possibly a whiteout in upper: the new entry takes its place (a non-directory
+                // hides lower on its own; `create_dir` makes a directory opaque).
+                if !want_dir {
+                    self.clear_upper(path)?;
+                }
+                Ok(Slot::Empty)
+            }
             Some((layer, meta)) if meta.is_dir() => {
                 if want_dir {
                     if layer != 0 {
@@ -198,7 +215,8 @@ impl<'a> Upper<'a> {
             return Err(Error::InvalidPath { path: shown(path) });
         }
         self.clear_upper(path)?;
-        if self.lower.lookup(path)?.is_some() {
+        // Whatever still shows at `path` comes from lower: hide it.
+        if self.merged.lookup(path)?.is_some() {
             self.whiteout(path)?;
         }
         Ok(())

@@ -1,11 +1,11 @@
 //! [`ChainTree`]: snapshot diff directories stacked and merged as overlayfs merges them.
 
-use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::dir::{is_not_found, read_xattrs};
 use super::{DirEntry, Metadata, Tree};
@@ -16,8 +16,9 @@ use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
 /// directory in lower layers shows through (overlayfs.rst, "whiteouts and opaque
 /// directories"). Needs `CAP_SYS_ADMIN` to set.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-/// The same marker as overlayfs writes it when mounted with `userxattr` (rootless).
-const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+/// The same marker as overlayfs writes it when mounted with `userxattr` (rootless; see
+/// overlayfs.rst, "User xattr").
+pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 
 /// A stack of layer diff directories (`snapshots/<id>/fs`), **top first**, seen as one merged
 /// filesystem with overlayfs's rules:
@@ -29,11 +30,26 @@ const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// * a directory with `trusted.overlay.opaque=y` (or `user.overlay.opaque=y`) hides the lower
 ///   layers' contents of that directory; a plain directory merges with lower directories.
 ///
-/// Cheap to clone: layers are shared open descriptors.
+/// Lookups go directory by directory as overlayfs does: an entry is looked for only in the
+/// layers whose directories merge at its parent. Those per-directory layer lists are cached,
+/// so **the layers must not change** while a chain made by [`new`](ChainTree::new) is in use
+/// (committed snapshots do not); [`uncached`](ChainTree::uncached) and
+/// [`with_top`](ChainTree::with_top) give chains that read everything live.
+///
+/// Cheap to clone (clones share descriptors and the cache); `Send` and `Sync`.
 #[derive(Debug, Clone)]
 pub struct ChainTree {
     layers: Vec<Layer>,
+    /// Directory path → the layers whose directories merge there, top first. `None` for a
+    /// chain whose layers may change (the merged view of a layer being written).
+    dirs: Option<Arc<DirCache>>,
+    /// For a chain made by [`with_top`](ChainTree::with_top): the chain below the live top
+    /// layer, whose own cache serves every lookup below the top.
+    below: Option<Arc<ChainTree>>,
 }
+
+/// See [`ChainTree::dir_layers`].
+type DirCache = Mutex<HashMap<PathBuf, Arc<[usize]>>>;
 
 #[derive(Debug, Clone)]
 struct Layer {
@@ -61,17 +77,38 @@ impl ChainTree {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ChainTree { layers })
+        Ok(ChainTree {
+            layers,
+            dirs: Some(Arc::default()),
+            below: None,
+        })
+    }
+
+    /// This chain without the directory cache, for layers that change while it is used.
+    pub fn uncached(&self) -> ChainTree {
+        ChainTree {
+            layers: self.layers.clone(),
+            dirs: None,
+            below: None,
+        }
     }
 
     /// This chain with one more layer on top (the upper directory of a step being applied).
+    /// The top is always read live, so it may change while the result is used; lookups below
+    /// it use this chain (and its cache).
     pub fn with_top(&self, top: &Path) -> Result<ChainTree> {
         let mut layers = vec![Layer {
             path: top.to_owned(),
             dir: Arc::new(DirFd::open_host(top)?),
         }];
         layers.extend(self.layers.iter().cloned());
-        Ok(ChainTree { layers })
+        // The new top is being written: nothing about it is cached; what is below keeps its
+        // cache.
+        Ok(ChainTree {
+            layers,
+            dirs: None,
+            below: Some(Arc::new(self.clone())),
+        })
     }
 
     /// The layer directories, top first.
@@ -153,48 +190,110 @@ impl ChainTree {
     /// The visible entries for `path`, top first: one non-directory, or a run of directories
     /// that merge (ending at an opaque one).
     fn stack(&self, path: &Path) -> Result<Vec<Hit>> {
-        let comps: Vec<&OsStr> = path.iter().collect();
-        let mut out: Vec<Hit> = Vec::new();
-        'layers: for layer in 0..self.layers.len() {
-            let mut prefix = PathBuf::new();
-            let mut under_opaque = false;
-            let mut entry = None;
-            for (j, comp) in comps.iter().enumerate() {
-                prefix.push(comp);
-                let is_entry = j + 1 == comps.len();
-                let Some(meta) = self.layer_lstat(layer, &prefix)? else {
-                    if under_opaque {
-                        return Ok(out);
+        if let Some(below) = &self.below {
+            return self.stack_live_top(below, path);
+        }
+        let Some((parent, _)) = split(path) else {
+            // The root: every layer's root merges, down to an opaque one.
+            let mut out = Vec::new();
+            for layer in 0..self.layers.len() {
+                if let Some(meta) = self.layer_lstat(layer, path)? {
+                    out.push((layer, meta));
+                    if self.is_opaque(layer, path)? {
+                        break;
                     }
-                    continue 'layers;
-                };
-                if meta.is_whiteout() || (!is_entry && !meta.is_dir()) {
-                    return Ok(out);
-                }
-                if is_entry {
-                    entry = Some(meta);
-                } else if self.is_opaque(layer, &prefix)? {
-                    under_opaque = true;
                 }
             }
-            let meta = match entry {
-                Some(meta) => meta,
-                // The root: every layer has one.
-                None => match self.layer_lstat(layer, path)? {
-                    Some(meta) => meta,
-                    None => continue,
-                },
+            return Ok(out);
+        };
+        let mut out: Vec<Hit> = Vec::new();
+        for &layer in self.dir_layers(parent)?.iter() {
+            let Some(meta) = self.layer_lstat(layer, path)? else {
+                continue;
             };
-            if !out.is_empty() && !meta.is_dir() {
-                return Ok(out);
+            if meta.is_whiteout() {
+                break;
             }
-            let stop = !meta.is_dir() || (!comps.is_empty() && self.is_opaque(layer, path)?);
+            if !meta.is_dir() {
+                // A non-directory hides what is below it, and is hidden by a directory above.
+                if out.is_empty() {
+                    out.push((layer, meta));
+                }
+                break;
+            }
+            let opaque = self.is_opaque(layer, path)?;
             out.push((layer, meta));
-            if stop || under_opaque {
-                return Ok(out);
+            if opaque {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// [`stack`](Self::stack) for a live top layer (index 0) over a chain `below`: the top's
+    /// ancestors are walked in the top alone, then `below` answers for the rest.
+    fn stack_live_top(&self, below: &ChainTree, path: &Path) -> Result<Vec<Hit>> {
+        // Is the top's view of `path` reachable (all ancestors directories in the top), and
+        // does an opaque ancestor hide what is below?
+        let mut hide_below = self.is_opaque(0, Path::new(""))?;
+        let mut top_reaches = true;
+        if let Some((parent, _)) = split(path) {
+            let mut prefix = PathBuf::new();
+            for comp in parent.iter() {
+                prefix.push(comp);
+                match self.layer_lstat(0, &prefix)? {
+                    None => {
+                        top_reaches = false;
+                        break;
+                    }
+                    // Nothing exists below a whiteout or a non-directory of the top.
+                    Some(meta) if !meta.is_dir() => return Ok(Vec::new()),
+                    Some(_) => hide_below |= self.is_opaque(0, &prefix)?,
+                }
+            }
+        }
+        let top = if top_reaches {
+            self.layer_lstat(0, path)?
+        } else {
+            None
+        };
+        let lower = |hits: Vec<Hit>| hits.into_iter().map(|(layer, meta)| (layer + 1, meta));
+        match top {
+            Some(meta) if meta.is_whiteout() => Ok(Vec::new()),
+            Some(meta) if !meta.is_dir() => Ok(vec![(0, meta)]),
+            Some(meta) => {
+                let opaque = !path.as_os_str().is_empty() && self.is_opaque(0, path)?;
+                let mut out = vec![(0, meta)];
+                if !(opaque || hide_below) {
+                    out.extend(lower(below.stack(path)?).take_while(|(_, m)| m.is_dir()));
+                }
+                Ok(out)
+            }
+            None if hide_below => Ok(Vec::new()),
+            None => Ok(lower(below.stack(path)?).collect()),
+        }
+    }
+
+    /// The layers whose directories merge at `path`, top first (empty if `path` is not a
+    /// directory in the merged view).
+    fn dir_layers(&self, path: &Path) -> Result<Arc<[usize]>> {
+        if let Some(cache) = &self.dirs
+            && let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(path)
+        {
+            return Ok(hit.clone());
+        }
+        let stack = self.stack(path)?;
+        let layers: Arc<[usize]> = match stack.first() {
+            Some((_, meta)) if meta.is_dir() => stack.iter().map(|(layer, _)| *layer).collect(),
+            _ => Arc::from([]),
+        };
+        if let Some(cache) = &self.dirs {
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_owned(), layers.clone());
+        }
+        Ok(layers)
     }
 
     fn top_proc(&self, path: &Path) -> Result<(usize, ProcPath)> {

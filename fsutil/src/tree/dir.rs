@@ -14,9 +14,11 @@ use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
 /// A plain directory seen as a [`Tree`]: the build context, or any unpacked directory.
 ///
 /// * With [`with_patterns`](DirTree::with_patterns), paths the `.dockerignore` patterns
-///   exclude are invisible: `lstat` says `None`, `read_dir` leaves them out. A directory that is
-///   excluded but may hold re-included paths ([`Patterns::may_match_below`]) stays visible, as
-///   in BuildKit's context walk.
+///   exclude are invisible: `lstat` says `None`, `read_dir` leaves them out. An excluded
+///   directory stays visible when an exception re-includes something inside it, as in
+///   BuildKit's context walk. Matching is [`Patterns::is_excluded`]'s (each path with its
+///   parents); the walker's memoised form differs from it only in the corner case its docs
+///   describe.
 /// * With [`with_owner_reset`](DirTree::with_owner_reset), every entry reports uid and gid 0.
 ///   This is what the docker CLI and buildx do when they send the context to BuildKit, and why
 ///   `COPY` from the context without `--chown` yields root-owned files.
@@ -56,12 +58,44 @@ impl DirTree {
         &self.root_path
     }
 
-    fn hidden(&self, path: &Path, meta: &Metadata) -> bool {
+    /// Whether the patterns leave `path` out. An excluded directory an exception may reach
+    /// into is kept only if something inside it is kept, as BuildKit's walker does.
+    fn hidden(&self, path: &Path, meta: &Metadata) -> Result<bool> {
         let Some(patterns) = &self.patterns else {
-            return false;
+            return Ok(false);
         };
         let text = path.to_string_lossy();
-        patterns.is_excluded(&text) && !(meta.is_dir() && patterns.may_match_below(&text))
+        if !patterns.is_excluded(&text) {
+            return Ok(false);
+        }
+        if !(meta.is_dir() && patterns.may_match_below(&text)) {
+            return Ok(true);
+        }
+        for (name, child) in self.raw_entries(path)? {
+            if !self.hidden(&path.join(&name), &child)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The directory's entries with their metadata, unfiltered and unsorted.
+    fn raw_entries(&self, path: &Path) -> Result<Vec<(OsString, Metadata)>> {
+        let dir = self
+            .root
+            .open_dir(path, Resolve::InRoot)
+            .map_err(|e| Error::io("open directory", shown(path))(e.into()))?;
+        let read = std::fs::read_dir(dir.proc_path(None))
+            .map_err(Error::io("read directory", shown(path)))?;
+        let mut out = Vec::new();
+        for entry in read {
+            let entry = entry.map_err(Error::io("read directory", shown(path)))?;
+            let name = entry.file_name();
+            let meta = std::fs::symlink_metadata(dir.proc_path(Some(&name)))
+                .map_err(Error::io("stat", shown(&path.join(&name))))?;
+            out.push((name, Metadata::from_std(&meta)));
+        }
+        Ok(out)
     }
 
     fn fix(&self, mut meta: Metadata) -> Metadata {
@@ -110,7 +144,7 @@ impl Tree for DirTree {
         match stat_proc(&proc, path.as_os_str().is_empty()) {
             Ok(meta) => {
                 let meta = Metadata::from_std(&meta);
-                if self.hidden(path, &meta) {
+                if self.hidden(path, &meta)? {
                     return Ok(None);
                 }
                 Ok(Some(self.fix(meta)))
@@ -121,21 +155,9 @@ impl Tree for DirTree {
     }
 
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>> {
-        let dir = self
-            .root
-            .open_dir(path, Resolve::InRoot)
-            .map_err(|e| Error::io("open directory", shown(path))(e.into()))?;
-        let proc = dir.proc_path(None);
         let mut out = Vec::new();
-        let read = std::fs::read_dir(&proc).map_err(Error::io("read directory", shown(path)))?;
-        for entry in read {
-            let entry = entry.map_err(Error::io("read directory", shown(path)))?;
-            let name = entry.file_name();
-            let child = path.join(&name);
-            let meta = std::fs::symlink_metadata(dir.proc_path(Some(&name)))
-                .map_err(Error::io("stat", shown(&child)))?;
-            let meta = Metadata::from_std(&meta);
-            if self.hidden(&child, &meta) {
+        for (name, meta) in self.raw_entries(path)? {
+            if self.hidden(&path.join(&name), &meta)? {
                 continue;
             }
             out.push(DirEntry {
@@ -176,7 +198,7 @@ impl Tree for DirTree {
     }
 }
 
-/// Reads the xattrs at a `/proc` path (see `sys.rs`), sorted, `trusted.overlay.*` dropped.
+/// Reads the xattrs at a `/proc` path (see `sys.rs`), sorted, overlayfs's own dropped.
 /// Filesystems without xattr support give an empty list.
 pub(crate) fn read_xattrs(
     proc: &Path,

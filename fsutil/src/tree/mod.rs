@@ -22,7 +22,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-pub use chain::{ChainTree, OVERLAY_OPAQUE_XATTR};
+pub use chain::{ChainTree, OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR};
 pub use dir::DirTree;
 
 use crate::error::{Error, Result};
@@ -152,7 +152,9 @@ pub trait Tree {
     fn read_link(&self, path: &Path) -> Result<PathBuf>;
 
     /// The extended attributes of the entry at `path`, sorted by name, without the
-    /// `trusted.overlay.*` ones (those describe the layer, not the file).
+    /// `trusted.overlay.*` and `user.overlay.*` ones: those are overlayfs's own (opaque
+    /// markers, with `userxattr` in the `user.` namespace) and describe the layer, not the
+    /// file.
     fn xattrs(&self, path: &Path) -> Result<Vec<(OsString, Vec<u8>)>>;
 
     /// Resolves `path` (absolute or relative, may contain `.`, `..` and symlinks) to a tree
@@ -165,6 +167,25 @@ pub trait Tree {
             self.read_link(p)
         })
     }
+}
+
+/// Resolves `path` inside the host directory `root` as [`Tree::resolve`] does (symlinks
+/// followed but clamped to `root`, `..` stopping at it) and returns the host path: `root`
+/// joined with the result. This is the replacement for `std::fs::canonicalize` wherever a
+/// path comes from a build (a context, an image): canonicalize would follow a link out of the
+/// root.
+///
+/// ```
+/// # let tmp = tempfile::tempdir()?;
+/// # let root = tmp.path();
+/// std::os::unix::fs::symlink("/etc/passwd", root.join("link"))?;
+/// let resolved = dray_fsutil::tree::resolve_in_root(root, "link".as_ref(), true)?;
+/// assert_eq!(resolved, root.join("etc/passwd"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resolve_in_root(root: &Path, path: &Path, follow_final: bool) -> Result<PathBuf> {
+    let tree = DirTree::open(root)?;
+    Ok(root.join(tree.resolve(path, follow_final)?))
 }
 
 /// The resolution algorithm of [`Tree::resolve`], over any `lstat`/`readlink` pair (the
@@ -225,7 +246,9 @@ fn components(path: &Path) -> Vec<OsString> {
         .collect()
 }
 
-/// Keeps the xattrs a copy or a hash should see: everything but `trusted.overlay.*`.
+/// Keeps the xattrs a copy or a hash should see: everything but overlayfs's own
+/// (`trusted.overlay.*`, and `user.overlay.*` as written with `userxattr`).
 pub(crate) fn keep_xattr(name: &std::ffi::OsStr) -> bool {
-    !name.as_encoded_bytes().starts_with(b"trusted.overlay.")
+    let name = name.as_encoded_bytes();
+    !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.")
 }

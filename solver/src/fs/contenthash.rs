@@ -75,7 +75,7 @@ impl Memo for Scoped<'_> {
     fn put(&mut self, path: &Path, s: &ch::FileStamp, digest: ch::Digest) {
         self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
         if let Some(store) = &self.memo.store {
-            let d = dray_cache::Digest::from_bytes(digest.0);
+            let d = Digest::from_bytes(digest.0);
             let _ = store.contenthash_put(&self.scope, path, &stamp(s), &d);
         }
     }

@@ -143,12 +143,29 @@ pub(crate) async fn exec(
     lowers.reverse();
     let mut mounts = Vec::new();
     for m in op.mounts.iter().filter(|m| m.dest != "/") {
-        let mut l = match (m.input, &m.kind) {
-            (Some(i), MountKind::Bind) => input(inputs, i)?.layer_dirs(cx.store),
-            _ => Vec::new(),
+        let mounted = match (m.input, &m.kind) {
+            (Some(i), MountKind::Bind) => Some(input(inputs, i)?),
+            _ => None,
         };
+        let mut l = mounted.map(|r| r.layer_dirs(cx.store)).unwrap_or_default();
+        let local_dir = mounted.and_then(|r| r.local_dir()).map(ToOwned::to_owned);
         l.reverse();
+        let cache_dir = match &m.kind {
+            MountKind::Cache { id, .. } => {
+                let dir = cx
+                    .store
+                    .root()
+                    .path()
+                    .join("cache-mounts") // owned by the solver (cache crate layout docs)
+                    .join(dray_llb::Digest::of(id).hex());
+                std::fs::create_dir_all(&dir).map_err(OpError::io("create cache mount", &dir))?;
+                Some(dir)
+            }
+            _ => None,
+        };
         mounts.push(MountSpec {
+            cache_dir,
+            local_dir,
             dest: m.dest.clone(),
             lowers: l,
             selector: m.selector.clone(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use dray_cache::{Committed, SnapshotId, Store};
+use dray_cache::{Committed, Store};
 use dray_llb::{Digest, ImageRef, Node, Platform, SourceId, SourceOp};
 
 use crate::error::OpError;
@@ -60,24 +60,6 @@ struct Index {
     manifests: Vec<Desc>,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    config: Desc,
-    #[serde(default)]
-    layers: Vec<Desc>,
-}
-
-#[derive(Deserialize)]
-struct Config {
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    #[serde(default)]
-    diff_ids: Vec<String>,
-}
-
 fn bad(reference: &str, problem: impl Into<String>) -> OpError {
     OpError::BadImage {
         reference: reference.to_owned(),
@@ -93,7 +75,7 @@ fn parse_digest(reference: &str, s: &str) -> Result<Digest, OpError> {
 fn read_blob(store: &Store, blobs: &BlobSource, digest: &Digest) -> Result<Vec<u8>, OpError> {
     match blobs {
         BlobSource::Store => {
-            let d = dray_cache::Digest::from_bytes(*digest.as_bytes());
+            let d = *digest;
             Ok(store.blobs().read(&d)?)
         }
         BlobSource::Layout(dir) => {
@@ -157,7 +139,7 @@ fn image_in_store(store: &Store, r: &ImageRef) -> Result<Digest, OpError> {
         .ok_or_else(|| OpError::ImageNotFound {
             reference: r.to_string(),
         })?;
-    Ok(Digest::from_bytes(*desc.digest.as_bytes()))
+    Ok(desc.digest)
 }
 
 /// If `digest` is an index, the manifest for `platform` (or its only manifest).
@@ -213,66 +195,57 @@ pub(crate) fn host_platform() -> Platform {
     Platform::linux(arch)
 }
 
-/// The image's layers as committed snapshots, root first.
+/// The image's layers as committed snapshots. The chain is the top layer's snapshot chain, so
+/// it includes snapshots with empty diffs that a dray-built image leaves out of its manifest.
+/// Layers are found as `dray_image` maps them: by ChainID (unpacked base layers) or by their
+/// layer records (images dray built). Unpacking blobs is not implemented yet.
 pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Committed>, OpError> {
     let r = &image.reference;
-    let bytes =
+    let manifest_bytes =
         read_blob(store, &image.blobs, &image.manifest).map_err(|_| OpError::ImageNotFound {
             reference: r.clone(),
         })?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| bad(r, format!("manifest: {e}")))?;
-    let config_digest = parse_digest(r, &manifest.config.digest)?;
-    let config: Config = serde_json::from_slice(&read_blob(store, &image.blobs, &config_digest)?)
-        .map_err(|e| bad(r, format!("config: {e}")))?;
+    let manifest: dray_image::Manifest =
+        serde_json::from_slice(&manifest_bytes).map_err(|e| bad(r, format!("manifest: {e}")))?;
+    let config: dray_llb::ImageConfig =
+        serde_json::from_slice(&read_blob(store, &image.blobs, &manifest.config.digest)?)
+            .map_err(|e| bad(r, format!("config: {e}")))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(bad(
             r,
             "the config's diff_ids do not match the manifest's layers",
         ));
     }
-    let mut top: Option<Committed> = None;
-    let mut chain_id: Option<Digest> = None;
-    for diff_id in &config.rootfs.diff_ids {
-        let d = parse_digest(r, diff_id)?;
-        chain_id = Some(match chain_id {
-            None => d,
-            Some(prev) => Digest::of(format!("{prev} {d}")),
-        });
-        let by_chain_id: SnapshotId = chain_id
-            .map(|c| c.to_string())
-            .unwrap_or_default()
-            .parse()?;
-        let parent_id = top.as_ref().map(|c| c.id.clone());
-        let found = match store.get(&by_chain_id) {
-            Ok(c) if c.parent == parent_id => Some(c),
-            _ => find_by_layer_record(store, diff_id, parent_id.as_ref())?,
-        };
-        top = Some(found.ok_or_else(|| OpError::LayerNotUnpacked {
+    let local = dray_image::images::LocalImage {
+        manifest_descriptor: dray_cache::Descriptor::new(
+            dray_image::MEDIA_TYPE_MANIFEST,
+            image.manifest,
+            manifest_bytes.len() as u64,
+        ),
+        config_digest: manifest.config.digest,
+        layers: Vec::new(),
+        repo_tags: Vec::new(),
+        size: 0,
+        manifest,
+        config,
+    };
+    let found = dray_image::images::layer_snapshots(store, &local).map_err(|e| {
+        bad(
+            r,
+            format!(
+                "mapping layers to snapshots: {}",
+                crate::scheduler::render(&e)
+            ),
+        )
+    })?;
+    if let Some(missing) = local.config.rootfs.diff_ids.get(found.len()) {
+        return Err(OpError::LayerNotUnpacked {
             reference: r.clone(),
-            diff_id: diff_id.clone(),
-        })?);
+            diff_id: missing.clone(),
+        });
     }
-    Ok(top)
-}
-
-/// A committed snapshot with `parent` whose layer record has this diff ID (images dray built).
-fn find_by_layer_record(
-    store: &Store,
-    diff_id: &str,
-    parent: Option<&SnapshotId>,
-) -> Result<Option<Committed>, OpError> {
-    for info in store.list_snapshots()? {
-        if info.parent.as_ref() != parent {
-            continue;
-        }
-        if store
-            .layers(&info.id)?
-            .iter()
-            .any(|l| l.diff_id.to_string() == diff_id)
-        {
-            return Ok(Some(store.get(&info.id)?));
-        }
+    match found.last() {
+        Some(top) => Ok(Some(store.get(top)?)),
+        None => Ok(None),
     }
-    Ok(None)
 }

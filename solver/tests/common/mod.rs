@@ -100,6 +100,7 @@ pub fn def(head: &State) -> Definition {
 #[derive(Debug, Default)]
 pub struct FakeExecutor {
     pub runs: Mutex<Vec<String>>,
+    pub specs: Mutex<Vec<ExecSpec>>,
 }
 
 impl FakeExecutor {
@@ -121,6 +122,7 @@ impl Executor for FakeExecutor {
         cancel: &CancellationToken,
     ) -> Result<(), OpError> {
         self.runs.lock().unwrap().push(spec.name.clone());
+        self.specs.lock().unwrap().push(spec.clone());
         let args = &spec.meta.args;
         if args[0] == "fail" {
             logs.write(LogStream::Stderr, b"boom\n");
