@@ -60,6 +60,10 @@ pub(crate) struct Vertex {
 pub(crate) struct Keys {
     pub preimages: Vec<Preimage>,
     pub keys: Vec<Digest>,
+    /// The cached results, looked up once right after the keys are known (`None`: a miss).
+    /// Looking up at key time reports every cached step in dependency order, as BuildKit's
+    /// progress does, even the ones a lazy solve never needs to load.
+    pub hit: Option<Vec<ResultRef>>,
 }
 
 /// Memoizes one async computation per key; concurrent callers share it.
@@ -393,7 +397,23 @@ impl Job {
         let keys = (0..outputs)
             .map(|o| cache_key(&cm_digest, o, &deps))
             .collect();
-        Ok(Arc::new(Keys { preimages, keys }))
+        let mut keys = Keys {
+            preimages,
+            keys,
+            hit: None,
+        };
+        if !matches!(v.node.op, Op::Source(_)) {
+            let (job, v2, probe) = (self.clone(), v.clone(), keys.keys.clone());
+            let hit = blocking(move || job.lookup(&v2, &probe))
+                .await
+                .map_err(|e| self.fail(&v, e))?;
+            if let Some(hit) = &hit {
+                self.emit(&v, EventKind::Cached);
+                self.record(&v, &keys, VertexStatus::Cached, hit);
+            }
+            keys.hit = hit;
+        }
+        Ok(Arc::new(keys))
     }
 
     fn internal(&self, v: &Vertex, e: tokio::task::JoinError) -> Failed {
@@ -438,14 +458,9 @@ impl Job {
             }
         }
         let keys = self.keys(d).await?;
-        let (job, v2, keys2) = (self.clone(), v.clone(), keys.clone());
-        let hit = blocking(move || job.lookup(&v2, &keys2))
-            .await
-            .map_err(|e| self.fail(&v, e))?;
-        if let Some(hit) = hit {
-            self.emit(&v, EventKind::Cached);
-            self.record(&v, &keys, VertexStatus::Cached, &hit);
-            return Ok(Arc::new(hit));
+        // Already reported as cached when the keys were computed.
+        if let Some(hit) = &keys.hit {
+            return Ok(Arc::new(hit.clone()));
         }
 
         // A miss: materialize the inputs, then run.
@@ -561,12 +576,12 @@ impl Job {
 
     /// All outputs' records, or `None` if any output misses. A record whose preimage carries a
     /// `result_chain` (a merge, or a step on one) uses that chain, if every snapshot still exists.
-    fn lookup(&self, v: &Vertex, keys: &Keys) -> Result<Option<Vec<ResultRef>>, OpError> {
+    fn lookup(&self, v: &Vertex, keys: &[Digest]) -> Result<Option<Vec<ResultRef>>, OpError> {
         if matches!(v.node.op, Op::Source(_)) {
             return Ok(None);
         }
         let mut out = Vec::new();
-        for key in &keys.keys {
+        for key in keys {
             let ck = *key;
             let Some(c) = self.store.lookup(&ck)? else {
                 return Ok(None);

@@ -46,7 +46,7 @@ impl Reporter for PlainReporter {
         let (number, first) = match state.numbers.get(&event.vertex) {
             Some(&n) => (n, false),
             None => {
-                state.numbers.insert(event.vertex.clone(), next);
+                state.numbers.insert(event.vertex, next);
                 (next, true)
             }
         };
@@ -56,13 +56,13 @@ impl Reporter for PlainReporter {
         // Rendering is best effort: a closed stderr must not fail the build.
         let _ = match &event.kind {
             EventKind::Started => {
-                state.started.insert(event.vertex.clone(), event.at);
+                state.started.insert(event.vertex, event.at);
                 Ok(())
             }
             EventKind::Cached => writeln!(out, "#{number} CACHED"),
             EventKind::Log { bytes, .. } => {
                 let since = elapsed(state.started.get(&event.vertex), event.at);
-                let buffer = state.partial.entry(event.vertex.clone()).or_default();
+                let buffer = state.partial.entry(event.vertex).or_default();
                 buffer.extend_from_slice(bytes);
                 let mut result = Ok(());
                 while let Some(end) = buffer.iter().position(|&b| b == b'\n') {

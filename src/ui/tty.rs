@@ -30,7 +30,7 @@ impl TtyReporter {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         steps
-            .entry(event.vertex.clone())
+            .entry(event.vertex)
             .or_insert_with(|| {
                 let bar = self.bars.add(ProgressBar::new_spinner());
                 bar.set_style(running_style());

@@ -98,7 +98,10 @@ fn tag_and_rmi_manage_names() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.trim(), "Untagged: app:1.0");
     let (stdout, _, _) = dray(&dir, &["images"]);
-    assert!(!stdout.lines().any(|line| line.starts_with("app ")), "{stdout}");
+    assert!(
+        !stdout.lines().any(|line| line.starts_with("app ")),
+        "{stdout}"
+    );
     let (_, stderr, code) = dray(&dir, &["inspect", "app:1.0"]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("app:1.0"), "{stderr}");
