@@ -187,6 +187,25 @@ fn mkdir_with_parents_owner_and_time() {
 }
 
 #[test]
+fn mkdir_with_parents_of_an_existing_lower_dir_leaves_the_layer_empty() {
+    // WORKDIR of a directory an earlier step made: BuildKit's MkdirAll changes nothing, so the
+    // step adds no layer. Copying the directory up would add one.
+    require_root();
+    let fx = Fx::new();
+    dir(&fx.l2, "srv", 0o755);
+    dir(&fx.l2, "srv/www", 0o755);
+    fx.run(Action::Mkdir(Mkdir {
+        path: "/srv/www".into(),
+        mode: 0o755,
+        make_parents: true,
+        owner: None,
+        timestamp: Some(1),
+    }))
+    .unwrap();
+    assert_eq!(fs::read_dir(&fx.upper).unwrap().count(), 0, "upper must stay empty");
+}
+
+#[test]
 fn mkdir_over_a_whiteout_is_opaque() {
     require_root();
     let fx = Fx::new();

@@ -28,6 +28,11 @@ pub(crate) fn mkdir(m: &Mkdir, up: &mut Upper<'_>) -> Result<()> {
         timestamp: m.timestamp,
     };
     if m.make_parents {
+        // `mkdir -p` of a directory that already exists changes nothing (Go's MkdirAll, as
+        // BuildKit runs it): the layer must stay empty instead of copying the directory up.
+        if up.merged().lstat(&path)?.is_some_and(|meta| meta.is_dir()) {
+            return Ok(());
+        }
         return up.ensure_dir(&path, &new);
     }
     require_dir(up, parent)?;
