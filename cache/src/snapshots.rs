@@ -527,8 +527,9 @@ fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
     })
 }
 
-/// Allocated bytes under `dir` (`st_blocks * 512`), hard links counted once, symlinks not
-/// followed.
+/// Content bytes under `dir`: the apparent size of every entry that is not a directory, hard
+/// links counted once, symlinks not followed. This is what docker reports as a layer's size
+/// (moby's `directory.Size`), independent of the filesystem's block size.
 fn disk_usage(dir: &Path) -> Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0u64;
@@ -541,9 +542,10 @@ fn disk_usage(dir: &Path) -> Result<u64> {
             if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
                 continue;
             }
-            total += meta.blocks() * 512;
             if meta.is_dir() {
                 stack.push(path);
+            } else {
+                total += meta.len();
             }
         }
     }
