@@ -136,7 +136,7 @@ pub struct SnapshotInfo {
     pub kind: SnapshotKind,
     /// The description given at commit (e.g. the step's `created_by`).
     pub description: String,
-    /// Disk usage of `fs/` at commit, in bytes (allocated blocks; hard links counted once).
+    /// Content bytes of `fs/` at commit: apparent sizes of non-directories, hard links once.
     pub size: u64,
     /// When it was committed.
     pub created: SystemTime,
