@@ -106,6 +106,37 @@ pub enum Error {
         /// The name looked up.
         name: String,
     },
+    /// An `ADD` archive entry would be written (or link) outside the extraction directory
+    /// (moby's `breakoutError`). Nothing of it was written.
+    #[error("archive {}: entry {}: {reason}", archive.display(), entry.display())]
+    ArchiveBreakout {
+        /// The archive, inside the source tree.
+        archive: PathBuf,
+        /// The entry's name as stored in the archive.
+        entry: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// An `ADD` archive could not be read (corrupt compression or tar stream).
+    #[error("failed to read archive {}: {source}", archive.display())]
+    Archive {
+        /// The archive, inside the source tree.
+        archive: PathBuf,
+        /// The decoder's or tar reader's error.
+        #[source]
+        source: io::Error,
+    },
+    /// An `ADD` archive entry of a type that cannot be extracted (moby's "unhandled tar
+    /// header type").
+    #[error("archive {}: entry {}: unhandled tar entry type {kind:?}", archive.display(), entry.display())]
+    UnsupportedArchiveEntry {
+        /// The archive, inside the source tree.
+        archive: PathBuf,
+        /// The entry's name as stored in the archive.
+        entry: PathBuf,
+        /// The tar type flag.
+        kind: char,
+    },
 }
 
 impl Error {

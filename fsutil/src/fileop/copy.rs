@@ -114,6 +114,14 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
         let meta = src.lstat(&followed)?.ok_or_else(|| Error::NotFound {
             path: shown(&clean_lexical(&source)),
         })?;
+        // `ADD`: an archive (by content) is extracted into `dest` instead (BuildKit's `unpack`).
+        if c.attempt_unpack
+            && meta.kind == FileKind::File
+            && super::unpack::is_archive(src, &followed)?
+        {
+            super::unpack::unpack(src, &followed, &dest, c.owner, &new_dir, copier.up)?;
+            continue;
+        }
         let base = clean_lexical(&source)
             .file_name()
             .map(|n| n.to_owned())

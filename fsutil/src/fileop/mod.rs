@@ -42,11 +42,13 @@
 //!   symlink as missing; here it is removed).
 //! * Copying an xattr the destination filesystem refuses (`EPERM`, `EOPNOTSUPP`) is skipped,
 //!   as BuildKit's handler does; other xattr errors fail the copy.
-//! * `ADD`'s archive unpacking (`attempt_unpack`) is not here: the caller unpacks.
+//! * `ADD`'s archive extraction ([`Copy::attempt_unpack`]) follows moby's `Untar` into the
+//!   destination as a chroot; see the `unpack` module for the containment rules.
 
 mod chmod;
 mod copy;
 mod ops;
+mod unpack;
 mod upper;
 mod user;
 mod wildcard;
@@ -153,6 +155,14 @@ pub struct Copy {
     pub always_replace_existing: bool,
     /// Modification (and access) time of everything written, seconds since the epoch.
     pub timestamp: Option<i64>,
+    /// `ADD`: a source that is a regular file holding a tar archive (plain, gzip, bzip2, xz or
+    /// zstd; detected by content, not name) is extracted into `dest`, taken as a directory
+    /// and created if missing, instead of being copied. Entries keep their own mode, owner
+    /// (unless `owner` is given) and times; `mode` and `timestamp` do not apply to them.
+    /// Nothing is ever written outside `dest`: the archive's `..`, absolute names and
+    /// symlinks resolve inside it as in a chroot, and what would climb out is an
+    /// [`ArchiveBreakout`](crate::Error::ArchiveBreakout) error.
+    pub attempt_unpack: bool,
 }
 
 /// Create a directory (`WORKDIR`).

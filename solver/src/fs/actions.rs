@@ -29,11 +29,6 @@ fn owner(view: &ChainTree, chown: Option<&Chown>) -> Result<Option<Owner>, OpErr
     )?))
 }
 
-/// Archive suffixes `ADD` would unpack; unpacking is not implemented yet.
-const ARCHIVES: &[&str] = &[
-    ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar.zst",
-];
-
 /// Applies one LLB action: `lower` is the base (root first), `upper` the new snapshot's
 /// directory (holding earlier actions of the same op), `src` the copy source.
 pub(crate) fn apply(
@@ -45,12 +40,6 @@ pub(crate) fn apply(
     let view = lower.with_top(upper)?;
     let converted = match action {
         FileAction::Copy(c) => {
-            if c.attempt_unpack && ARCHIVES.iter().any(|s| c.src.ends_with(s)) {
-                return Err(OpError::UnsupportedFileOption {
-                    action: "ADD",
-                    option: "unpacking archives",
-                });
-            }
             Action::Copy(fileop::Copy {
                 src: c.src.clone(),
                 dest: c.dest.clone(),
@@ -69,6 +58,7 @@ pub(crate) fn apply(
                 parents: c.parents,
                 always_replace_existing: c.always_replace_existing,
                 timestamp: c.timestamp,
+                attempt_unpack: c.attempt_unpack,
             })
         }
         FileAction::Mkdir(m) => Action::Mkdir(fileop::Mkdir {
