@@ -304,7 +304,10 @@ impl Extractor<'_, '_, '_> {
                 let link = self.link_name(e, &name)?;
                 // moby: `filepath.Join(filepath.Dir(path), hdr.Linkname)` must stay inside.
                 if clean_below(&parent_rel.join(strip_root(&link)), false).is_none() {
-                    return Err(self.breakout(&name, "symlink target is outside of the extraction directory"));
+                    return Err(self.breakout(
+                        &name,
+                        "symlink target is outside of the extraction directory",
+                    ));
                 }
                 self.up.prepare(&target, false, true)?;
                 self.up.create_symlink(&target, &link)?;
@@ -314,7 +317,10 @@ impl Extractor<'_, '_, '_> {
                 let link = self.link_name(e, &name)?;
                 // moby: `filepath.Join(extractDir, hdr.Linkname)` must stay inside.
                 let link_rel = clean_below(strip_root(&link), false).ok_or_else(|| {
-                    self.breakout(&name, "hard link target is outside of the extraction directory")
+                    self.breakout(
+                        &name,
+                        "hard link target is outside of the extraction directory",
+                    )
                 })?;
                 let existing = match (link_rel.parent(), link_rel.file_name()) {
                     (Some(parent), Some(file)) => self.resolve_below_dest(parent)?.join(file),
@@ -388,23 +394,34 @@ impl Extractor<'_, '_, '_> {
         Ok(out)
     }
 
+    /// A numeric header field; an empty one (all NULs or spaces, as some writers leave
+    /// uid/gid) is 0, as Go's `parseOctal` reads it.
+    fn numeric(&self, parsed: io::Result<u64>, raw: &[u8]) -> Result<u64> {
+        match parsed {
+            Ok(n) => Ok(n),
+            Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+            Err(e) => Err(self.read_err()(e)),
+        }
+    }
+
     /// Owner (or `--chown`), mode and times from the header. moby sets a directory's
     /// metadata even when it merged into an existing one.
     fn apply_meta(&mut self, target: &Path, kind: FileKind, h: &tar::Header) -> Result<()> {
+        let raw = h.as_old();
         let (uid, gid) = match self.owner {
             Some(o) => (o.uid, o.gid),
             None => {
-                let uid = h.uid().map_err(self.read_err())?;
-                let gid = h.gid().map_err(self.read_err())?;
+                let uid = self.numeric(h.uid(), &raw.uid)?;
+                let gid = self.numeric(h.gid(), &raw.gid)?;
                 (
                     u32::try_from(uid).unwrap_or(u32::MAX),
                     u32::try_from(gid).unwrap_or(u32::MAX),
                 )
             }
         };
-        let mode = h.mode().map_err(self.read_err())? & 0o7777;
+        let mode = self.numeric(h.mode().map(u64::from), &raw.mode)? as u32 & 0o7777;
         self.up.set_owner_mode(target, uid, gid, Some(mode), kind)?;
-        let mtime = i64::try_from(h.mtime().map_err(self.read_err())?).unwrap_or(i64::MAX);
+        let mtime = i64::try_from(self.numeric(h.mtime(), &raw.mtime)?).unwrap_or(i64::MAX);
         let ns = mtime.saturating_mul(1_000_000_000);
         self.up.set_times(target, kind, ns, ns)
     }
@@ -449,6 +466,9 @@ mod tests {
         assert_eq!(clean_below(Path::new("/../x"), true), Some("x".into()));
         assert_eq!(clean_below(Path::new("../x"), true), None);
         assert_eq!(clean_below(Path::new("a/../../x"), false), None);
-        assert_eq!(clean_below(Path::new("./a/./b/"), false), Some("a/b".into()));
+        assert_eq!(
+            clean_below(Path::new("./a/./b/"), false),
+            Some("a/b".into())
+        );
     }
 }

@@ -39,28 +39,26 @@ pub(crate) fn apply(
 ) -> Result<(), OpError> {
     let view = lower.with_top(upper)?;
     let converted = match action {
-        FileAction::Copy(c) => {
-            Action::Copy(fileop::Copy {
-                src: c.src.clone(),
-                dest: c.dest.clone(),
-                owner: owner(&view, c.owner.as_ref())?,
-                mode: c.mode.as_ref().map(|m| match m {
-                    Mode::Octal(o) => fileop::Mode::Octal(*o),
-                    Mode::Symbolic(s) => fileop::Mode::Symbolic(s.clone()),
-                }),
-                follow_symlinks: c.follow_symlinks,
-                dir_copy_contents: c.dir_copy_contents,
-                create_dest_path: c.create_dest_path,
-                allow_wildcard: c.allow_wildcard,
-                allow_empty_wildcard: c.allow_empty_wildcard,
-                include_patterns: c.include_patterns.clone(),
-                exclude_patterns: c.exclude_patterns.clone(),
-                parents: c.parents,
-                always_replace_existing: c.always_replace_existing,
-                timestamp: c.timestamp,
-                attempt_unpack: c.attempt_unpack,
-            })
-        }
+        FileAction::Copy(c) => Action::Copy(fileop::Copy {
+            src: c.src.clone(),
+            dest: c.dest.clone(),
+            owner: owner(&view, c.owner.as_ref())?,
+            mode: c.mode.as_ref().map(|m| match m {
+                Mode::Octal(o) => fileop::Mode::Octal(*o),
+                Mode::Symbolic(s) => fileop::Mode::Symbolic(s.clone()),
+            }),
+            follow_symlinks: c.follow_symlinks,
+            dir_copy_contents: c.dir_copy_contents,
+            create_dest_path: c.create_dest_path,
+            allow_wildcard: c.allow_wildcard,
+            allow_empty_wildcard: c.allow_empty_wildcard,
+            include_patterns: c.include_patterns.clone(),
+            exclude_patterns: c.exclude_patterns.clone(),
+            parents: c.parents,
+            always_replace_existing: c.always_replace_existing,
+            timestamp: c.timestamp,
+            attempt_unpack: c.attempt_unpack,
+        }),
         FileAction::Mkdir(m) => Action::Mkdir(fileop::Mkdir {
             path: m.path.clone(),
             mode: m.mode,
