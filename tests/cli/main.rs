@@ -1,6 +1,7 @@
 //! Integration tests that drive the real `dray` binary. One test binary for all commands
 //! (see ripgrep's `tests/tests.rs`, cargo's `tests/testsuite/main.rs`).
 
+mod add_archive;
 mod build;
 mod debug;
 mod harness;
