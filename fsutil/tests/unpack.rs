@@ -380,6 +380,39 @@ fn replaces_lower_entries_and_merges_directories() {
     assert!(!fx.up("opt/app/other").exists());
 }
 
+/// `tar -C dir -c .`: a `./` entry first, then `./`-prefixed names.
+fn dot_tar() -> Vec<u8> {
+    tar_of(|b| {
+        raw(b, tar::EntryType::Directory, "./", "", b"");
+        raw(b, tar::EntryType::Directory, "./etc/", "", b"");
+        raw(b, tar::EntryType::Regular, "./etc/os-release", "", b"ID=x");
+    })
+}
+
+#[test]
+fn dot_entry_sets_the_extraction_directory_metadata() {
+    let fx = Fx::new();
+    fx.write_ctx("rootfs.tar", &dot_tar());
+    fx.add("rootfs.tar", "/opt/app").unwrap();
+    assert_eq!(mode(&fx.up("opt/app")), 0o755);
+    assert_eq!(mtime(&fx.up("opt/app")), 1_234_567_890);
+    assert_eq!(
+        fs::read_to_string(fx.up("opt/app/etc/os-release")).unwrap(),
+        "ID=x"
+    );
+}
+
+#[test]
+fn rootfs_archive_extracts_at_the_layer_root() {
+    let fx = Fx::new();
+    fx.write_ctx("rootfs.tar", &dot_tar());
+    fx.add("rootfs.tar", "/").unwrap();
+    assert_eq!(fs::read_to_string(fx.up("etc/os-release")).unwrap(), "ID=x");
+    // `/etc` of lower merged into: `passwd` still shows through from lower.
+    assert!(!fx.up("etc/passwd").exists());
+    assert_eq!(mtime(&fx.up("etc")), 1_234_567_890);
+}
+
 #[test]
 fn device_nodes_are_created_as_root() {
     let fx = Fx::new();

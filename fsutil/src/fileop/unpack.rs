@@ -365,6 +365,11 @@ impl Extractor<'_, '_, '_> {
                 });
             }
         };
+        if target.as_os_str().is_empty() {
+            // `./` extracted at the layer's root (`ADD rootfs.tar /`): the root directory of
+            // a layer carries no metadata of its own in the image, so there is none to set.
+            return Ok(());
+        }
         self.apply_meta(&target, file_kind, &header)?;
         self.up.set_xattrs(&target, &xattrs)
     }
