@@ -414,6 +414,25 @@ fn rootfs_archive_extracts_at_the_layer_root() {
 }
 
 #[test]
+fn pax_xattrs_are_restored() {
+    let fx = Fx::new();
+    let bytes = tar_of(|b| {
+        b.append_pax_extensions([("SCHILY.xattr.user.origin", &b"archive"[..])])
+            .unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(1);
+        b.append_data(&mut h, "tagged", &b"t"[..]).unwrap();
+    });
+    fx.write_ctx("x.tar", &bytes);
+    fx.add("x.tar", "/x/").unwrap();
+    assert_eq!(
+        xattr::get(fx.up("x/tagged"), "user.origin").unwrap(),
+        Some(b"archive".to_vec())
+    );
+}
+
+#[test]
 fn device_nodes_are_created_as_root() {
     let fx = Fx::new();
     let bytes = tar_of(|b| {
@@ -625,4 +644,11 @@ fn hostile_hardlink_to_a_symlink_links_the_symlink() {
         fs::read_link(fx.up("opt/app/h")).unwrap(),
         Path::new("/etc/passwd")
     );
+}
+
+#[test]
+fn hostile_path_through_a_file_fails() {
+    let (_fx, err) = hostile(&[(F, "f", ""), (F, "f/x", "")]);
+    let err = err.expect("a path through a file was accepted");
+    assert!(err.contains("not a directory"), "{err}");
 }
