@@ -202,7 +202,11 @@ fn mkdir_with_parents_of_an_existing_lower_dir_leaves_the_layer_empty() {
         timestamp: Some(1),
     }))
     .unwrap();
-    assert_eq!(fs::read_dir(&fx.upper).unwrap().count(), 0, "upper must stay empty");
+    assert_eq!(
+        fs::read_dir(&fx.upper).unwrap().count(),
+        0,
+        "upper must stay empty"
+    );
 }
 
 #[test]
