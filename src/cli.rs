@@ -124,6 +124,26 @@ pub(crate) enum DebugCommand {
     Parse(DebugParseArgs),
     /// Print the stages a build would run, in dependency order, with variables expanded (JSON).
     Stages(DebugStagesArgs),
+    /// Print the op graph a build would solve (like `buildctl debug dump-llb`).
+    Llb(DebugLlbArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DebugLlbArgs {
+    #[command(flatten)]
+    pub(crate) stages: DebugStagesArgs,
+    /// Output format: sorted, stable JSON, or a Graphviz digraph.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Json)]
+    pub(crate) format: GraphFormat,
+}
+
+/// How `dray debug llb` prints the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum GraphFormat {
+    /// Pretty JSON with sorted keys.
+    Json,
+    /// Graphviz `dot`.
+    Dot,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,10 +5,15 @@
 //!
 //! | crate | what it does |
 //! |---|---|
-//! | `dray-frontend` (`frontend/`) | Dockerfile parser, shell-word expansion, typed instructions, stage graph |
-//! | `dray-fsutil` (`fsutil/`) | `.dockerignore` patterns and filesystem helpers |
+//! | `dray-frontend` (`frontend/`) | Dockerfile parser, shell-word expansion, typed instructions, stage graph, conversion to the op graph |
+//! | `dray-llb` (`llb/`) | the op graph, digests, image references, the image config type |
+//! | `dray-solver` (`solver/`) | scheduling, cache keys, ops, the `Reporter` trait |
+//! | `dray-cache` (`cache/`) | the on-disk store: blobs, snapshots, SQLite index, tagged images |
+//! | `dray-image` (`image/`) | layer writing, image assembly, the local image commands |
+//! | `dray-fsutil` (`fsutil/`) | `.dockerignore`, in-root trees, file operations, content hashes |
 //!
-//! In this crate: [`cli`] holds the clap types only, `commands/<verb>.rs` one command each, and
+//! In this crate: [`cli`] holds the clap types only, `commands/<verb>.rs` one command each
+//! (`build` shows the whole data flow), [`ui`] renders progress (tty, plain, rawjson), and
 //! [`diagnostic`] renders Dockerfile errors with file, line, column and a caret snippet.
 //!
 //! Exit codes: 0 success, 1 the command failed (a bad Dockerfile, a failed build), 2 bad

@@ -117,20 +117,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("begin save"))?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM snapshots WHERE id = ?1",
-                [result.id.as_str()],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(Error::db("check snapshot"))?
-            .is_some();
-        if !exists {
-            return Err(Error::SnapshotNotFound {
-                id: result.id.clone(),
-            });
-        }
+        require_snapshot(&tx, &result.id)?;
         let now = now_ms();
         tx.execute(
             "INSERT INTO cache_keys (key, snapshot, preimage, created, last_used)
@@ -190,20 +177,7 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("begin layer record"))?;
-        let exists = tx
-            .query_row(
-                "SELECT 1 FROM snapshots WHERE id = ?1",
-                [layer.snapshot.as_str()],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(Error::db("check snapshot"))?
-            .is_some();
-        if !exists {
-            return Err(Error::SnapshotNotFound {
-                id: layer.snapshot.clone(),
-            });
-        }
+        require_snapshot(&tx, &layer.snapshot)?;
         tx.execute(
             "INSERT OR REPLACE INTO layers (snapshot, media_type, diff_id, blob, size)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -333,4 +307,23 @@ fn layer_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
         blob: digest_at(r, 3)?,
         size: r.get::<_, i64>(4)? as u64,
     })
+}
+
+/// Fails with [`Error::SnapshotNotFound`] unless `id` is a committed snapshot, checked inside
+/// the caller's transaction so the row cannot vanish before the record referencing it lands.
+fn require_snapshot(tx: &rusqlite::Transaction<'_>, id: &SnapshotId) -> Result<()> {
+    let exists = tx
+        .query_row(
+            "SELECT 1 FROM snapshots WHERE id = ?1",
+            [id.as_str()],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(Error::db("check snapshot"))?
+        .is_some();
+    if exists {
+        Ok(())
+    } else {
+        Err(Error::SnapshotNotFound { id: id.clone() })
+    }
 }

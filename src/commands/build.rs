@@ -185,8 +185,8 @@ fn solve_error(
 }
 
 /// Images for `FROM` come from the local store: images dray built or loaded.
-struct StoreImages<'a> {
-    store: &'a Store,
+pub(crate) struct StoreImages<'a> {
+    pub(crate) store: &'a Store,
 }
 
 impl ImageResolver for StoreImages<'_> {

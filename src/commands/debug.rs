@@ -7,7 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use dray_frontend::stages::{Platform, ResolveOptions};
 
-use crate::cli::{DebugParseArgs, DebugStagesArgs};
+use dray_cache::Store;
+use dray_frontend::convert::{ConvertOptions, convert_source};
+
+use crate::cli::{DebugLlbArgs, DebugParseArgs, DebugStagesArgs, GraphFormat};
+use crate::commands::build::StoreImages;
 use crate::diagnostic;
 
 /// Reads a Dockerfile from `path`, or from standard input when `path` is `-`.
@@ -37,6 +41,36 @@ pub(crate) fn parse(args: &DebugParseArgs) -> Result<()> {
 /// `dray debug stages`: print the resolved stage graph as JSON.
 pub(crate) fn stages(args: &DebugStagesArgs) -> Result<()> {
     let (name, source) = read_dockerfile(&args.file)?;
+    let options = resolve_options(args)?;
+    let loaded = dray_frontend::load(&source, &options)
+        .map_err(|err| diagnostic::render(&name, &source, err.span(), &err.to_string()))?;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &loaded.graph)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// `dray debug llb`: print the op graph of a build, with base images resolved from the store.
+pub(crate) fn llb(store: &Store, args: &DebugLlbArgs) -> Result<()> {
+    let (name, source) = read_dockerfile(&args.stages.file)?;
+    let options = ConvertOptions {
+        resolve: resolve_options(&args.stages)?,
+        filename: name.clone(),
+        ..ConvertOptions::default()
+    };
+    let conversion = convert_source(&source, &options, &StoreImages { store })
+        .map_err(|err| diagnostic::render(&name, &source, err.span(), &err.to_string()))?;
+    let text = match args.format {
+        GraphFormat::Json => conversion.definition.to_json_pretty(),
+        GraphFormat::Dot => conversion.definition.to_dot(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", text.trim_end())?;
+    Ok(())
+}
+
+/// The frontend's options for `--build-arg`, `--target` and `--platform`.
+fn resolve_options(args: &DebugStagesArgs) -> Result<ResolveOptions> {
     let mut options = ResolveOptions {
         build_args: parse_build_args(&args.build_args)?,
         target: args.target.clone(),
@@ -46,12 +80,7 @@ pub(crate) fn stages(args: &DebugStagesArgs) -> Result<()> {
         options.target_platform = Platform::parse(platform)
             .with_context(|| format!("invalid --platform {platform:?}"))?;
     }
-    let loaded = dray_frontend::load(&source, &options)
-        .map_err(|err| diagnostic::render(&name, &source, err.span(), &err.to_string()))?;
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut stdout, &loaded.graph)?;
-    writeln!(stdout)?;
-    Ok(())
+    Ok(options)
 }
 
 /// `--build-arg NAME=VALUE` pairs; a bare `NAME` takes its value from the environment and is

@@ -14,6 +14,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Debug(DebugCommand::Parse(args)) => debug::parse(args),
         Command::Debug(DebugCommand::Stages(args)) => debug::stages(args),
+        Command::Debug(DebugCommand::Llb(args)) => debug::llb(&open_store(&cli)?, args),
         Command::Build(args) => build::build(&open_store(&cli)?, args),
         Command::Images => images::list(&open_store(&cli)?),
         Command::Inspect(args) => images::inspect(&open_store(&cli)?, args),

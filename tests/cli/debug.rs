@@ -165,3 +165,61 @@ fn the_readme_example_parses_and_resolves() {
         assert!(output.status.success(), "debug {command}: {stderr}");
     }
 }
+
+/// `dray debug llb` output, pinned. `DRAY_BLESS=1` rewrites the expected file; review the diff.
+#[test]
+fn llb_json_matches_the_pinned_graph() {
+    let case = repo_path("testdata/debug-llb/multistage");
+    let dir = TestDir::new();
+    // Run from the case directory so the source locations name `Dockerfile`, not a host path.
+    let llb = |format: &str| {
+        let mut cmd = dir.dray();
+        cmd.current_dir(&case)
+            .arg("--root")
+            .arg(dir.path().join("root"));
+        cmd.args([
+            "debug",
+            "llb",
+            "--build-arg",
+            "V=2",
+            "--format",
+            format,
+            "-f",
+            "Dockerfile",
+        ]);
+        cmd.output().unwrap()
+    };
+    let output = llb("json");
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stderr}");
+    let expected = case.join("expected.json");
+    if std::env::var_os("DRAY_BLESS").is_some() {
+        std::fs::write(&expected, &stdout).unwrap();
+    }
+    let want = std::fs::read_to_string(&expected).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with DRAY_BLESS=1 to create it)",
+            expected.display()
+        )
+    });
+    assert_eq!(
+        stdout, want,
+        "the op graph changed; if intended, rerun with DRAY_BLESS=1"
+    );
+    let graph: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = graph["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["metadata"]["description"]["llb.customname"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"[build 2/2] COPY --chmod=0755 app.sh ./app-2.sh"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.contains("LINK COPY --from=docs")),
+        "--link is a merge: {names:?}"
+    );
+    assert!(text(&llb("dot")).0.starts_with("digraph llb {"));
+}

@@ -4,7 +4,8 @@
 //! config, so the converter puts them in front of the stage's commands and resolves again.
 
 use crate::instructions::{self, Dockerfile};
-use crate::parser::{self, Node};
+use crate::parser;
+use crate::stages::onbuild::relocate;
 use crate::stages::{Base, StageGraph};
 
 use super::error::Error;
@@ -16,21 +17,6 @@ pub(super) struct Injected {
     pub(super) dockerfile: Dockerfile,
     /// Per stage index: how many of its first commands are image triggers.
     pub(super) counts: Vec<usize>,
-}
-
-/// Points every span of `node` at the FROM that runs it, as BuildKit resets a trigger's
-/// location to the stage's.
-fn relocate(node: &mut Node, origin: &instructions::Origin) {
-    node.span = origin.span;
-    node.keyword_span = origin.span;
-    node.start_line = origin.start_line;
-    node.end_line = origin.end_line;
-    node.flags.iter_mut().for_each(|f| f.span = origin.span);
-    node.args.iter_mut().for_each(|a| a.span = origin.span);
-    node.heredocs.iter_mut().for_each(|h| h.span = origin.span);
-    if let Some(inner) = node.onbuild.as_deref_mut() {
-        relocate(inner, origin);
-    }
 }
 
 /// `None` when no reachable image-based stage has triggers.

@@ -40,7 +40,7 @@
 
 mod error;
 mod graph;
-mod onbuild;
+pub(crate) mod onbuild;
 mod platform;
 mod scope;
 

@@ -22,7 +22,7 @@ pub(crate) struct Triggers {
 
 /// Points every span of `node` at the FROM that runs it, as BuildKit resets a trigger's
 /// location to the stage's.
-fn relocate(node: &mut Node, origin: &Origin) {
+pub(crate) fn relocate(node: &mut Node, origin: &Origin) {
     node.span = origin.span;
     node.keyword_span = origin.span;
     node.start_line = origin.start_line;
