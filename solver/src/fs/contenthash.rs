@@ -1,7 +1,8 @@
 //! Content hashes for `COPY` keys: `dray_fsutil::contenthash` per selector, memoized in the
 //! store, combined as [`crate::key`] documents.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dray_cache::{FileStamp, Store};
@@ -49,11 +50,27 @@ impl StoreMemo {
     }
 }
 
+/// The memo of one tree for one checksum: the scope's rows are read in one query on first use,
+/// and new digests are written back in one transaction by [`Scoped::flush`] (a transaction
+/// per file costs a WAL sync each, which dominated a cold build of many small files).
 struct Scoped<'a> {
     memo: &'a StoreMemo,
     scope: String,
+    known: Option<HashMap<PathBuf, (FileStamp, Digest)>>,
+    new: Vec<(PathBuf, FileStamp, Digest)>,
 }
 
+impl Scoped<'_> {
+    /// Saves the digests computed since the last flush.
+    fn flush(&mut self) {
+        let new = std::mem::take(&mut self.new);
+        if let (Some(store), false) = (&self.memo.store, new.is_empty()) {
+            // A failing memo is only a slower hash next time.
+            let _ = store
+                .contenthash_put_many(&self.scope, new.iter().map(|(p, s, d)| (p.as_path(), s, d)));
+        }
+    }
+}
 fn stamp(s: &ch::FileStamp) -> FileStamp {
     FileStamp {
         dev: s.dev,
@@ -66,17 +83,21 @@ fn stamp(s: &ch::FileStamp) -> FileStamp {
 
 impl Memo for Scoped<'_> {
     fn get(&mut self, path: &Path, s: &ch::FileStamp) -> Option<ch::Digest> {
-        // A failing memo is only a slower hash.
         let store = self.memo.store.as_ref()?;
-        let d = store.contenthash_get(&self.scope, path, &stamp(s)).ok()??;
-        Some(ch::Digest(*d.as_bytes()))
+        let known = self
+            .known
+            .get_or_insert_with(|| store.contenthash_scope(&self.scope).unwrap_or_default());
+        match known.get(path) {
+            Some((recorded, d)) if *recorded == stamp(s) => Some(ch::Digest(*d.as_bytes())),
+            _ => None,
+        }
     }
 
     fn put(&mut self, path: &Path, s: &ch::FileStamp, digest: ch::Digest) {
         self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
-        if let Some(store) = &self.memo.store {
-            let d = Digest::from_bytes(digest.0);
-            let _ = store.contenthash_put(&self.scope, path, &stamp(s), &d);
+        if self.memo.store.is_some() {
+            self.new
+                .push((path.to_owned(), stamp(s), Digest::from_bytes(digest.0)));
         }
     }
 }
@@ -91,6 +112,8 @@ pub(crate) fn checksum(
     let mut scoped = Scoped {
         memo,
         scope: tree.memo_scope(),
+        known: None,
+        new: Vec::new(),
     };
     let mut h = Hasher::new();
     for sel in selectors {
@@ -108,6 +131,7 @@ pub(crate) fn checksum(
         h.update(d.to_string().as_bytes());
         h.update(b"\0");
     }
+    scoped.flush();
     Ok(h.finish())
 }
 
