@@ -103,7 +103,10 @@ impl Store {
         self.update_index(|index| {
             // Already tagged so (a no-op rebuild): leave index.json alone, saving its rewrite
             // and two fsyncs.
-            let mut tagged = index.manifests.iter().filter(|d| d.ref_name() == Some(name));
+            let mut tagged = index
+                .manifests
+                .iter()
+                .filter(|d| d.ref_name() == Some(name));
             if tagged.next() == Some(&entry) && tagged.next().is_none() {
                 return false;
             }

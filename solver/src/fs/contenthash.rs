@@ -50,9 +50,12 @@ impl StoreMemo {
     }
 }
 
-/// The memo of one tree for one checksum: the scope's rows are read in one query on first use,
-/// and new digests are written back in one transaction by [`Scoped::flush`] (a transaction
-/// per file costs a WAL sync each, which dominated a cold build of many small files).
+/// The memo of one tree for one checksum. It keeps whole file digests
+/// ([`Memo::get_file`]), under the tree's scope with a `|file-v1|owner=` suffix so they never
+/// mix with rows that hold content digests: an unchanged file then costs only its `stat`. The
+/// scope's rows are read in one query on first use, and new digests are written back in one
+/// transaction by [`Scoped::flush`] (a transaction per file costs a WAL sync each, which
+/// dominated a cold build of many small files).
 struct Scoped<'a> {
     memo: &'a StoreMemo,
     scope: String,
@@ -60,7 +63,20 @@ struct Scoped<'a> {
     new: Vec<(PathBuf, FileStamp, Digest)>,
 }
 
-impl Scoped<'_> {
+impl<'a> Scoped<'a> {
+    fn new(memo: &'a StoreMemo, tree: &Tree) -> Self {
+        Scoped {
+            memo,
+            scope: format!(
+                "{}|file-v1|owner={}",
+                tree.memo_scope(),
+                tree.hashes_owner()
+            ),
+            known: None,
+            new: Vec::new(),
+        }
+    }
+
     /// Saves the digests computed since the last flush.
     fn flush(&mut self) {
         let new = std::mem::take(&mut self.new);
@@ -71,6 +87,7 @@ impl Scoped<'_> {
         }
     }
 }
+
 fn stamp(s: &ch::FileStamp) -> FileStamp {
     FileStamp {
         dev: s.dev,
@@ -82,20 +99,33 @@ fn stamp(s: &ch::FileStamp) -> FileStamp {
 }
 
 impl Memo for Scoped<'_> {
-    fn get(&mut self, path: &Path, s: &ch::FileStamp) -> Option<ch::Digest> {
+    // Content digests alone are not kept: the whole-file memo covers every unchanged file,
+    // and a file whose metadata changed is short enough to read again.
+    fn get(&mut self, _: &Path, _: &ch::FileStamp) -> Option<ch::Digest> {
+        None
+    }
+
+    fn put(&mut self, _: &Path, s: &ch::FileStamp, _: ch::Digest) {
+        self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
+    }
+
+    fn get_file(&mut self, path: &Path, s: &ch::FileStamp, owner: bool) -> Option<ch::Digest> {
         let store = self.memo.store.as_ref()?;
+        let scope = &self.scope;
         let known = self
             .known
-            .get_or_insert_with(|| store.contenthash_scope(&self.scope).unwrap_or_default());
+            .get_or_insert_with(|| store.contenthash_scope(scope).unwrap_or_default());
         match known.get(path) {
-            Some((recorded, d)) if *recorded == stamp(s) => Some(ch::Digest(*d.as_bytes())),
+            Some((recorded, d)) if *recorded == stamp(s) => {
+                // The scope names the owner setting; a caller asking otherwise gets no hit.
+                (owner == scope.ends_with("owner=true")).then(|| ch::Digest(*d.as_bytes()))
+            }
             _ => None,
         }
     }
 
-    fn put(&mut self, path: &Path, s: &ch::FileStamp, digest: ch::Digest) {
-        self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
-        if self.memo.store.is_some() {
+    fn put_file(&mut self, path: &Path, s: &ch::FileStamp, owner: bool, digest: ch::Digest) {
+        if self.memo.store.is_some() && owner == self.scope.ends_with("owner=true") {
             self.new
                 .push((path.to_owned(), stamp(s), Digest::from_bytes(digest.0)));
         }
@@ -109,12 +139,7 @@ pub(crate) fn checksum(
     memo: &StoreMemo,
 ) -> Result<Digest, OpError> {
     let view = tree.open()?;
-    let mut scoped = Scoped {
-        memo,
-        scope: tree.memo_scope(),
-        known: None,
-        new: Vec::new(),
-    };
+    let mut scoped = Scoped::new(memo, tree);
     let mut h = Hasher::new();
     for sel in selectors {
         let s = ch::Selector {
