@@ -240,6 +240,13 @@ impl<'a> Upper<'a> {
 
     /// Creates a regular file (the slot must be empty) and returns it open for writing.
     pub(crate) fn create_file(&mut self, path: &Path) -> Result<File> {
+        self.create_file_mode(path, 0o600)
+    }
+
+    /// [`create_file`](Self::create_file) with the permission bits the file will end with
+    /// (special bits are never given here: `chown` would clear them), so that
+    /// [`set_owner_mode`](Self::set_owner_mode) usually finds nothing left to change.
+    pub(crate) fn create_file_mode(&mut self, path: &Path, mode: u32) -> Result<File> {
         let (dir, name) = self.parent(path)?;
         // openat(2) on the parent's descriptor: O_EXCL|O_NOFOLLOW never writes through a
         // symlink, and no /proc magic-link walk per file.
@@ -247,7 +254,7 @@ impl<'a> Upper<'a> {
             dir.fd(),
             &name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
+            Mode::from_raw_mode(mode & 0o777),
         )
         .map(File::from)
         .map_err(|e| Error::io("create", shown(path))(errno_io(e)))
@@ -292,16 +299,28 @@ impl<'a> Upper<'a> {
         kind: FileKind,
     ) -> Result<()> {
         let (dir, name) = self.parent(path)?;
-        rustix::fs::chownat(
-            dir.fd(),
-            &name,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        // Metadata writes on a fresh inode are far dearer than a stat on some filesystems
+        // (ext4 journals each one): skip the ones that would change nothing. A new entry
+        // usually has the owner already (created by root for a root-owned copy) and, from
+        // `create_file_mode`, the mode.
+        let now = rustix::fs::statat(dir.fd(), &name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("stat", shown(path))(errno_io(e)))?;
+        let chown = now.st_uid != uid || now.st_gid != gid;
+        if chown {
+            rustix::fs::chownat(
+                dir.fd(),
+                &name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        }
+        // After a chown the mode is set again whatever it looked like: chown may have
+        // cleared setuid/setgid.
         if let Some(mode) = mode
             && kind != FileKind::Symlink
+            && (chown || now.st_mode & 0o7777 != mode & 0o7777)
         {
             // fchmodat(2) has no working AT_SYMLINK_NOFOLLOW; the entry is not a symlink
             // (checked above) and its parent was reached without symlinks.
