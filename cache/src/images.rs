@@ -101,6 +101,15 @@ impl Store {
             .annotations
             .insert(REF_NAME_ANNOTATION.to_owned(), name.to_owned());
         self.update_index(|index| {
+            // Already tagged so (a no-op rebuild): leave index.json alone, saving its rewrite
+            // and two fsyncs.
+            let mut tagged = index
+                .manifests
+                .iter()
+                .filter(|d| d.ref_name() == Some(name));
+            if tagged.next() == Some(&entry) && tagged.next().is_none() {
+                return false;
+            }
             // Keep the entry where the old one was, so re-tagging does not reorder the file.
             let pos = index
                 .manifests

@@ -1,11 +1,12 @@
 //! Cache records (`cache_keys`), layer records (`layers`) and the contenthash memo
 //! (`contenthash`).
 
-use std::ffi::OsStr;
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use dray_llb::Digest;
@@ -281,6 +282,80 @@ impl Store {
             )
             .map_err(Error::db("save contenthash memo"))?;
         Ok(true)
+    }
+
+    /// Every memoized content digest of `scope`, by path, in one query: a tree walk looks its
+    /// files up in the map instead of running one SQLite read transaction per file.
+    pub fn contenthash_scope(&self, scope: &str) -> Result<HashMap<PathBuf, (FileStamp, Digest)>> {
+        let conn = self.db();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT path, dev, ino, size, mtime_ns, ctime_ns, digest FROM contenthash
+                 WHERE scope = ?1",
+            )
+            .map_err(Error::db("read contenthash memo"))?;
+        let rows = stmt
+            .query_map([scope], |r| {
+                let path: Vec<u8> = r.get(0)?;
+                let stamp = FileStamp {
+                    dev: r.get::<_, i64>(1)? as u64,
+                    ino: r.get::<_, i64>(2)? as u64,
+                    size: r.get::<_, i64>(3)? as u64,
+                    mtime_ns: r.get(4)?,
+                    ctime_ns: r.get(5)?,
+                };
+                Ok((
+                    PathBuf::from(OsString::from_vec(path)),
+                    (stamp, digest_at(r, 6)?),
+                ))
+            })
+            .map_err(Error::db("read contenthash memo"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(Error::db("read contenthash memo"))
+    }
+
+    /// Memoizes many digests of `scope` in one transaction (one commit, so one WAL sync
+    /// instead of one per file). Racily clean stamps are skipped as in
+    /// [`contenthash_put`](Store::contenthash_put); returns how many were stored.
+    pub fn contenthash_put_many<'a>(
+        &self,
+        scope: &str,
+        entries: impl IntoIterator<Item = (&'a Path, &'a FileStamp, &'a Digest)>,
+    ) -> Result<usize> {
+        let racy_after = to_ms(SystemTime::now() - RACY_WINDOW) as i128 * 1_000_000;
+        let mut conn = self.db();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("save contenthash memo"))?;
+        let mut stored = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO contenthash
+                         (scope, path, dev, ino, size, mtime_ns, ctime_ns, digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(Error::db("save contenthash memo"))?;
+            for (path, stamp, digest) in entries {
+                if i128::from(stamp.ctime_ns) >= racy_after {
+                    continue;
+                }
+                stmt.execute(params![
+                    scope,
+                    path_bytes(path),
+                    stamp.dev as i64,
+                    stamp.ino as i64,
+                    stamp.size as i64,
+                    stamp.mtime_ns,
+                    stamp.ctime_ns,
+                    digest.to_string()
+                ])
+                .map_err(Error::db("save contenthash memo"))?;
+                stored += 1;
+            }
+        }
+        tx.commit().map_err(Error::db("save contenthash memo"))?;
+        Ok(stored)
     }
 }
 

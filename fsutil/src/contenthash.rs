@@ -9,7 +9,10 @@
 //!
 //! File bytes are hashed once per file state: a [`Memo`] keyed by path and [`FileStamp`]
 //! (device, inode, size, mtime, ctime — git's index rule) returns the content digest of an
-//! unchanged file without opening it, so a no-op rebuild reads no file bytes.
+//! unchanged file without opening it, so a no-op rebuild reads no file bytes. It may also
+//! keep a file's whole digest ([`Memo::get_file`]); the stamp covers the header as well
+//! (mode, owner and xattr changes bump ctime), so an unchanged file then costs no syscall
+//! beyond its `stat`.
 //!
 //! # Preimage (schema `v1`)
 //!
@@ -142,6 +145,22 @@ pub trait Memo {
     fn get(&mut self, path: &Path, stamp: &FileStamp) -> Option<Digest>;
     /// Records the content digest of `path` at `stamp`.
     fn put(&mut self, path: &Path, stamp: &FileStamp, digest: Digest);
+
+    /// The whole digest of the regular file `path` (header and content, as hashed with
+    /// [`Selector::owner`] = `owner`) if it was recorded with exactly this `stamp`. The stamp
+    /// covers the header too: a change of mode, owner or xattrs bumps ctime. A hit saves the
+    /// xattr read and the content lookup, so an unchanged file costs only its `stat` from the
+    /// directory walk. Optional; the default remembers nothing.
+    fn get_file(&mut self, path: &Path, stamp: &FileStamp, owner: bool) -> Option<Digest> {
+        let _ = (path, stamp, owner);
+        None
+    }
+
+    /// Records the whole digest of the regular file `path` at `stamp` (see
+    /// [`get_file`](Memo::get_file)).
+    fn put_file(&mut self, path: &Path, stamp: &FileStamp, owner: bool, digest: Digest) {
+        let _ = (path, stamp, owner, digest);
+    }
 }
 
 /// A [`Memo`] in a `HashMap`, for one process.
@@ -332,9 +351,16 @@ impl Hasher<'_> {
         let mut h = Sha256::new();
         match meta.kind {
             FileKind::File => {
+                let stamp = FileStamp::of(meta);
+                if let Some(d) = memo.get_file(path, &stamp, self.owner) {
+                    return Ok(Some(d));
+                }
                 let content = file_content(self.tree, path, meta, memo)?;
                 self.header(&mut h, path, meta)?;
                 field(&mut h, "content", content.to_hex().as_bytes());
+                let d = Digest(h.finalize().into());
+                memo.put_file(path, &stamp, self.owner, d);
+                return Ok(Some(d));
             }
             FileKind::Dir => {
                 self.header(&mut h, path, meta)?;

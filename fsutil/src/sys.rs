@@ -15,18 +15,21 @@
 //! path with the non-following (`l*`, `O_NOFOLLOW`) calls: the kernel follows the descriptor's
 //! magic link, not anything in the tree. This keeps the rest of the crate on std's file APIs.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 
 use crate::error::{Error, Result};
+use crate::tree::Metadata;
 
-/// An open directory: the root of a tree or layer, or a directory inside one.
-#[derive(Debug)]
+/// An open directory: the root of a tree or layer, or a directory inside one. Cheap to clone
+/// (clones share the descriptor).
+#[derive(Debug, Clone)]
 pub(crate) struct DirFd {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
 }
 
 /// How [`DirFd::open_dir`] resolves symlinks on the way.
@@ -48,7 +51,7 @@ impl DirFd {
             Mode::empty(),
         )
         .map_err(|e| Error::io("open directory", path)(e.into()))?;
-        Ok(DirFd { fd })
+        Ok(DirFd { fd: Arc::new(fd) })
     }
 
     /// Opens the directory `rel` (relative, clean; empty for this directory itself).
@@ -69,7 +72,7 @@ impl DirFd {
             Mode::empty(),
             flags,
         )?;
-        Ok(DirFd { fd })
+        Ok(DirFd { fd: Arc::new(fd) })
     }
 
     /// The `/proc` path of this directory; with `name`, of that entry in it.
@@ -84,6 +87,46 @@ impl DirFd {
     /// The descriptor, for `*at` calls.
     pub(crate) fn fd(&self) -> &OwnedFd {
         &self.fd
+    }
+}
+
+/// The directory most recently opened below one root, so that a walk that touches every entry
+/// of a directory in turn (stat, open, xattrs, chown, ...) opens that directory once instead of
+/// once per access: each `openat2` walks the whole path from the root again.
+///
+/// A cached descriptor keeps naming the directory it was opened as, so this is only for roots
+/// whose directories are not removed or replaced behind the cache's back: the build context
+/// (read-only to us; a concurrent rename could only show another in-root directory, or a
+/// directory moved out after it was opened, as any open descriptor would), committed layers,
+/// and a layer written by one writer that calls [`clear`](ParentCache::clear) whenever it
+/// removes a directory.
+#[derive(Debug, Default)]
+pub(crate) struct ParentCache {
+    last: Mutex<Option<(PathBuf, DirFd)>>,
+}
+
+impl ParentCache {
+    /// `root.open_dir(rel, resolve)`, reusing the last descriptor if `rel` is the same.
+    pub(crate) fn open_dir(
+        &self,
+        root: &DirFd,
+        rel: &Path,
+        resolve: Resolve,
+    ) -> rustix::io::Result<DirFd> {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((path, dir)) = &*last
+            && path == rel
+        {
+            return Ok(dir.clone());
+        }
+        let dir = root.open_dir(rel, resolve)?;
+        *last = Some((rel.to_owned(), dir.clone()));
+        Ok(dir)
+    }
+
+    /// Forgets the cached descriptor (its directory may have been removed).
+    pub(crate) fn clear(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 
@@ -119,7 +162,8 @@ pub(crate) fn shown(rel: &Path) -> PathBuf {
 /// is used (the path names the descriptor).
 #[derive(Debug)]
 pub(crate) struct ProcPath {
-    _dir: DirFd,
+    dir: DirFd,
+    name: Option<OsString>,
     path: PathBuf,
 }
 
@@ -127,7 +171,22 @@ impl ProcPath {
     /// `name` in `dir`, or `dir` itself.
     pub(crate) fn new(dir: DirFd, name: Option<&OsStr>) -> ProcPath {
         let path = dir.proc_path(name);
-        ProcPath { _dir: dir, path }
+        ProcPath {
+            dir,
+            name: name.map(OsStr::to_owned),
+            path,
+        }
+    }
+
+    /// `lstat` of the entry (for the directory itself, `fstat`), through `fstatat(2)` on the
+    /// parent's descriptor with `AT_SYMLINK_NOFOLLOW`: the same entry the `/proc` path names,
+    /// without the kernel walking `/proc/self/fd/<n>` first.
+    pub(crate) fn lstat(&self) -> std::io::Result<Metadata> {
+        let st = match &self.name {
+            Some(name) => rustix::fs::statat(self.dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW),
+            None => rustix::fs::fstat(self.dir.fd()),
+        }?;
+        Ok(Metadata::from_stat(&st))
     }
 }
 

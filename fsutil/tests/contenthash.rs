@@ -350,3 +350,60 @@ fn memo_hit_reads_no_file_bytes() {
     );
     assert_eq!(memo.hits, 2);
 }
+
+/// A memo that keeps whole file digests as well, counting its whole-file hits.
+#[derive(Default)]
+struct WholeFile {
+    content: HashMapMemo,
+    files: std::collections::HashMap<(PathBuf, bool), (FileStamp, Digest)>,
+    file_hits: usize,
+}
+
+impl Memo for WholeFile {
+    fn get(&mut self, path: &Path, stamp: &FileStamp) -> Option<Digest> {
+        self.content.get(path, stamp)
+    }
+    fn put(&mut self, path: &Path, stamp: &FileStamp, digest: Digest) {
+        self.content.put(path, stamp, digest);
+    }
+    fn get_file(&mut self, path: &Path, stamp: &FileStamp, owner: bool) -> Option<Digest> {
+        match self.files.get(&(path.to_owned(), owner)) {
+            Some((s, d)) if s == stamp => {
+                self.file_hits += 1;
+                Some(*d)
+            }
+            _ => None,
+        }
+    }
+    fn put_file(&mut self, path: &Path, stamp: &FileStamp, owner: bool, digest: Digest) {
+        self.files
+            .insert((path.to_owned(), owner), (*stamp, digest));
+    }
+}
+
+#[test]
+fn whole_file_memo_gives_the_same_digests_and_misses_on_metadata_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fixture(root);
+    let tree = DirTree::open(root).unwrap();
+    let plain = checksum(&tree, &sel("/"), &mut NoMemo).unwrap();
+    let mut memo = WholeFile::default();
+    assert_eq!(checksum(&tree, &sel("/"), &mut memo).unwrap(), plain);
+    assert_eq!(memo.file_hits, 0);
+    assert_eq!(checksum(&tree, &sel("/"), &mut memo).unwrap(), plain);
+    assert_eq!(
+        memo.file_hits, 4,
+        "every regular file from the whole-file memo"
+    );
+
+    // A mode change bumps ctime, so the stamp misses and the new header is hashed.
+    std::fs::set_permissions(
+        root.join("a.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let changed = checksum(&tree, &sel("/"), &mut NoMemo).unwrap();
+    assert_ne!(changed, plain);
+    assert_eq!(checksum(&tree, &sel("/"), &mut memo).unwrap(), changed);
+}

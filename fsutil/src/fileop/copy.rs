@@ -265,7 +265,7 @@ impl Copier<'_, '_, '_> {
                     self.inodes.insert((meta.dev, meta.ino), target.to_owned());
                 }
                 let mut from = self.src.open(src_path)?;
-                let mut to = self.up.create_file(target)?;
+                let mut to = self.up.create_file_mode(target, self.mode_of(meta))?;
                 io::copy(&mut from, &mut to).map_err(Error::io("copy to", shown(target)))?;
                 drop(to);
                 self.apply_meta(src_path, meta, target)
@@ -290,15 +290,20 @@ impl Copier<'_, '_, '_> {
             .map_or((meta.atime_ns, meta.mtime_ns), |t| (secs(t), secs(t)))
     }
 
+    /// The mode a copy of `meta` ends with (`--chmod` applied).
+    fn mode_of(&self, meta: &Metadata) -> u32 {
+        match &self.mode {
+            None => meta.mode,
+            Some(ModeChange::Octal(m)) => *m,
+            Some(ModeChange::Spec(spec)) => spec.apply(meta.mode, meta.is_dir()),
+        }
+    }
+
     /// fsutil's `copyFileInfo` + `copyXAttrs`: owner, mode, times, then xattrs (after
     /// `chown`, which would clear `security.capability`).
     fn apply_meta(&mut self, src_path: &Path, meta: &Metadata, target: &Path) -> Result<()> {
         let (uid, gid) = self.owner.map_or((meta.uid, meta.gid), |o| (o.uid, o.gid));
-        let mode = match &self.mode {
-            None => meta.mode,
-            Some(ModeChange::Octal(m)) => *m,
-            Some(ModeChange::Spec(spec)) => spec.apply(meta.mode, meta.is_dir()),
-        };
+        let mode = self.mode_of(meta);
         self.up
             .set_owner_mode(target, uid, gid, Some(mode), meta.kind)?;
         let (atime, mtime) = self.times(meta);

@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 
 use super::user::Owner;
 use crate::error::{Error, Result};
-use crate::sys::{DirFd, Resolve, shown, split};
+use crate::sys::{DirFd, ParentCache, Resolve, shown, split};
 use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree, USER_OPAQUE_XATTR};
 
 /// How to make a directory that does not exist yet.
@@ -34,6 +33,9 @@ pub(crate) enum Slot {
 
 pub(crate) struct Upper<'a> {
     root: DirFd,
+    /// The upper directory last written into (see [`ParentCache`]); cleared with the merged
+    /// view's top cache whenever a directory is removed.
+    parents: ParentCache,
     lower: &'a ChainTree,
     merged: ChainTree,
     /// Directory times to set once all writes are done (creating entries changes them).
@@ -57,8 +59,11 @@ impl<'a> Upper<'a> {
     pub(crate) fn new(upper: &Path, lower: &'a ChainTree, userxattr: bool) -> Result<Upper<'a>> {
         Ok(Upper {
             root: DirFd::open_host(upper)?,
+            parents: ParentCache::default(),
             lower,
-            merged: lower.with_top(upper)?,
+            // Only this writer changes `upper` while the view is in use (the step's own
+            // directory), so the view may cache the top's directories.
+            merged: lower.with_written_top(upper)?,
             dir_times: BTreeMap::new(),
             opaque_xattr: if userxattr {
                 USER_OPAQUE_XATTR
@@ -87,8 +92,8 @@ impl<'a> Upper<'a> {
     fn parent(&self, path: &Path) -> Result<(DirFd, OsString)> {
         let (parent, name) = split(path).ok_or_else(|| Error::InvalidPath { path: shown(path) })?;
         let dir = self
-            .root
-            .open_dir(parent, Resolve::NoSymlinks)
+            .parents
+            .open_dir(&self.root, parent, Resolve::NoSymlinks)
             .map_err(|e| Error::io("open", shown(parent))(errno_io(e)))?;
         Ok((dir, name.to_owned()))
     }
@@ -155,8 +160,11 @@ impl<'a> Upper<'a> {
         };
         let (dir, name) = self.parent(path)?;
         if meta.is_dir() {
-            std::fs::remove_dir_all(dir.proc_path(Some(&name)))
-                .map_err(Error::io("remove", shown(path)))?;
+            let removed = std::fs::remove_dir_all(dir.proc_path(Some(&name)));
+            // Cached descriptors may name what was just removed.
+            self.parents.clear();
+            self.merged.forget_top();
+            removed.map_err(Error::io("remove", shown(path)))?;
             let prefix = path.to_owned();
             self.dir_times.retain(|p, _| !p.starts_with(&prefix));
         } else {
@@ -232,14 +240,24 @@ impl<'a> Upper<'a> {
 
     /// Creates a regular file (the slot must be empty) and returns it open for writing.
     pub(crate) fn create_file(&mut self, path: &Path) -> Result<File> {
+        self.create_file_mode(path, 0o600)
+    }
+
+    /// [`create_file`](Self::create_file) with the permission bits the file will end with
+    /// (special bits are never given here: `chown` would clear them), so that
+    /// [`set_owner_mode`](Self::set_owner_mode) usually finds nothing left to change.
+    pub(crate) fn create_file_mode(&mut self, path: &Path, mode: u32) -> Result<File> {
         let (dir, name) = self.parent(path)?;
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(dir.proc_path(Some(&name)))
-            .map_err(Error::io("create", shown(path)))
+        // openat(2) on the parent's descriptor: O_EXCL|O_NOFOLLOW never writes through a
+        // symlink, and no /proc magic-link walk per file.
+        rustix::fs::openat(
+            dir.fd(),
+            &name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )
+        .map(File::from)
+        .map_err(|e| Error::io("create", shown(path))(errno_io(e)))
     }
 
     /// Creates a symlink (the slot must be empty).
@@ -281,16 +299,28 @@ impl<'a> Upper<'a> {
         kind: FileKind,
     ) -> Result<()> {
         let (dir, name) = self.parent(path)?;
-        rustix::fs::chownat(
-            dir.fd(),
-            &name,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        // Metadata writes on a fresh inode are far dearer than a stat on some filesystems
+        // (ext4 journals each one): skip the ones that would change nothing. A new entry
+        // usually has the owner already (created by root for a root-owned copy) and, from
+        // `create_file_mode`, the mode.
+        let now = rustix::fs::statat(dir.fd(), &name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("stat", shown(path))(errno_io(e)))?;
+        let chown = now.st_uid != uid || now.st_gid != gid;
+        if chown {
+            rustix::fs::chownat(
+                dir.fd(),
+                &name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        }
+        // After a chown the mode is set again whatever it looked like: chown may have
+        // cleared setuid/setgid.
         if let Some(mode) = mode
             && kind != FileKind::Symlink
+            && (chown || now.st_mode & 0o7777 != mode & 0o7777)
         {
             // fchmodat(2) has no working AT_SYMLINK_NOFOLLOW; the entry is not a symlink
             // (checked above) and its parent was reached without symlinks.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::dir::{is_not_found, read_xattrs};
 use super::{DirEntry, Metadata, Tree};
 use crate::error::{Error, Result};
-use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
+use crate::sys::{DirFd, ParentCache, ProcPath, Resolve, shown, split};
 
 /// The xattr that marks a directory in an upper layer as opaque: nothing of the same
 /// directory in lower layers shows through (overlayfs.rst, "whiteouts and opaque
@@ -46,6 +46,10 @@ pub struct ChainTree {
     /// For a chain made by [`with_top`](ChainTree::with_top): the chain below the live top
     /// layer, whose own cache serves every lookup below the top.
     below: Option<Arc<ChainTree>>,
+    /// For a top written by one writer ([`with_written_top`](ChainTree::with_written_top)):
+    /// the top's directories seen so far, with whether each is opaque. Directories only
+    /// disappear through that writer, which calls [`forget_top`](ChainTree::forget_top).
+    top_dirs: Option<Arc<Mutex<HashMap<PathBuf, bool>>>>,
 }
 
 /// See [`ChainTree::dir_layers`].
@@ -55,6 +59,9 @@ type DirCache = Mutex<HashMap<PathBuf, Arc<[usize]>>>;
 struct Layer {
     path: PathBuf,
     dir: Arc<DirFd>,
+    /// The last parent directory opened in this layer; `None` for a live top whose
+    /// directories may be replaced under us.
+    parent: Option<Arc<ParentCache>>,
 }
 
 /// One layer's entry for a path: which layer, and its metadata.
@@ -74,6 +81,7 @@ impl ChainTree {
                 Ok(Layer {
                     path: p.as_ref().to_owned(),
                     dir: Arc::new(DirFd::open_host(p.as_ref())?),
+                    parent: Some(Arc::default()),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -81,15 +89,24 @@ impl ChainTree {
             layers,
             dirs: Some(Arc::default()),
             below: None,
+            top_dirs: None,
         })
     }
 
     /// This chain without the directory cache, for layers that change while it is used.
     pub fn uncached(&self) -> ChainTree {
         ChainTree {
-            layers: self.layers.clone(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    parent: None,
+                    ..l.clone()
+                })
+                .collect(),
             dirs: None,
             below: None,
+            top_dirs: None,
         }
     }
 
@@ -100,6 +117,7 @@ impl ChainTree {
         let mut layers = vec![Layer {
             path: top.to_owned(),
             dir: Arc::new(DirFd::open_host(top)?),
+            parent: None,
         }];
         layers.extend(self.layers.iter().cloned());
         // The new top is being written: nothing about it is cached; what is below keeps its
@@ -108,7 +126,51 @@ impl ChainTree {
             layers,
             dirs: None,
             below: Some(Arc::new(self.clone())),
+            top_dirs: None,
         })
+    }
+
+    /// [`with_top`](ChainTree::with_top) for a top that only the caller writes: the top's
+    /// directories (and the last parent descriptor) are cached, and the caller must call
+    /// [`forget_top`](ChainTree::forget_top) after removing a directory from the top.
+    pub(crate) fn with_written_top(&self, top: &Path) -> Result<ChainTree> {
+        let mut tree = self.with_top(top)?;
+        tree.layers[0].parent = Some(Arc::default());
+        tree.top_dirs = Some(Arc::default());
+        Ok(tree)
+    }
+
+    /// Forgets what [`with_written_top`](ChainTree::with_written_top) cached about the top.
+    pub(crate) fn forget_top(&self) {
+        if let Some(parent) = &self.layers.first().and_then(|l| l.parent.clone()) {
+            parent.clear();
+        }
+        if let Some(dirs) = &self.top_dirs {
+            dirs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
+
+    /// Whether the top directory `path` is opaque, if the top cache knows it is a directory.
+    fn top_cached(&self, path: &Path) -> Option<bool> {
+        let dirs = self.top_dirs.as_ref()?;
+        dirs.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .copied()
+    }
+
+    /// Whether the top directory `path` is opaque, read from the top (and cached).
+    fn top_opaque(&self, path: &Path) -> Result<bool> {
+        if let Some(opaque) = self.top_cached(path) {
+            return Ok(opaque);
+        }
+        let opaque = self.is_opaque(0, path)?;
+        if let Some(dirs) = &self.top_dirs {
+            dirs.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_owned(), opaque);
+        }
+        Ok(opaque)
     }
 
     /// The layer directories, top first.
@@ -127,13 +189,9 @@ impl ChainTree {
         let Some(proc) = self.layer_proc(layer, path)? else {
             return Ok(None);
         };
-        let meta = if path.as_os_str().is_empty() {
-            std::fs::metadata(&proc)
-        } else {
-            std::fs::symlink_metadata(&proc)
-        };
+        let meta = proc.lstat();
         match meta {
-            Ok(meta) => Ok(Some(Metadata::from_std(&meta))),
+            Ok(meta) => Ok(Some(meta)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(Error::io("stat", self.layers[layer].path.join(path))(e)),
         }
@@ -147,7 +205,12 @@ impl ChainTree {
         };
         // Ancestors were checked to be directories in this layer before we get here, so a
         // symlink on the way means the layer is not what the merge rules assumed: refuse it.
-        match self.layers[layer].dir.open_dir(parent, Resolve::NoSymlinks) {
+        let l = &self.layers[layer];
+        let opened = match &l.parent {
+            Some(cache) => cache.open_dir(&l.dir, parent, Resolve::NoSymlinks),
+            None => l.dir.open_dir(parent, Resolve::NoSymlinks),
+        };
+        match opened {
             Ok(dir) => Ok(Some(ProcPath::new(dir, name))),
             Err(e)
                 if e == rustix::io::Errno::NOENT
@@ -235,12 +298,16 @@ impl ChainTree {
     fn stack_live_top(&self, below: &ChainTree, path: &Path) -> Result<Vec<Hit>> {
         // Is the top's view of `path` reachable (all ancestors directories in the top), and
         // does an opaque ancestor hide what is below?
-        let mut hide_below = self.is_opaque(0, Path::new(""))?;
+        let mut hide_below = self.top_opaque(Path::new(""))?;
         let mut top_reaches = true;
         if let Some((parent, _)) = split(path) {
             let mut prefix = PathBuf::new();
             for comp in parent.iter() {
                 prefix.push(comp);
+                if let Some(opaque) = self.top_cached(&prefix) {
+                    hide_below |= opaque;
+                    continue;
+                }
                 match self.layer_lstat(0, &prefix)? {
                     None => {
                         top_reaches = false;
@@ -248,7 +315,7 @@ impl ChainTree {
                     }
                     // Nothing exists below a whiteout or a non-directory of the top.
                     Some(meta) if !meta.is_dir() => return Ok(Vec::new()),
-                    Some(_) => hide_below |= self.is_opaque(0, &prefix)?,
+                    Some(_) => hide_below |= self.top_opaque(&prefix)?,
                 }
             }
         }
@@ -262,7 +329,7 @@ impl ChainTree {
             Some(meta) if meta.is_whiteout() => Ok(Vec::new()),
             Some(meta) if !meta.is_dir() => Ok(vec![(0, meta)]),
             Some(meta) => {
-                let opaque = !path.as_os_str().is_empty() && self.is_opaque(0, path)?;
+                let opaque = !path.as_os_str().is_empty() && self.top_opaque(path)?;
                 let mut out = vec![(0, meta)];
                 if !(opaque || hide_below) {
                     out.extend(lower(below.stack(path)?).take_while(|(_, m)| m.is_dir()));

@@ -1,15 +1,16 @@
 //! [`DirTree`]: a plain directory, such as the build context.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use super::{DirEntry, Metadata, Tree, keep_xattr};
 use crate::dockerignore::Patterns;
 use crate::error::{Error, Result};
-use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
+use crate::sys::{DirFd, ParentCache, ProcPath, Resolve, shown, split};
 
 /// A plain directory seen as a [`Tree`]: the build context, or any unpacked directory.
 ///
@@ -25,6 +26,8 @@ use crate::sys::{DirFd, ProcPath, Resolve, shown, split};
 #[derive(Debug)]
 pub struct DirTree {
     root: DirFd,
+    /// The directory last looked into (see [`ParentCache`]).
+    parent: ParentCache,
     root_path: PathBuf,
     patterns: Option<Patterns>,
     reset_owner: bool,
@@ -35,6 +38,7 @@ impl DirTree {
     pub fn open(root: &Path) -> Result<DirTree> {
         Ok(DirTree {
             root: DirFd::open_host(root)?,
+            parent: ParentCache::default(),
             root_path: root.to_owned(),
             patterns: None,
             reset_owner: false,
@@ -82,8 +86,8 @@ impl DirTree {
     /// The directory's entries with their metadata, unfiltered and unsorted.
     fn raw_entries(&self, path: &Path) -> Result<Vec<(OsString, Metadata)>> {
         let dir = self
-            .root
-            .open_dir(path, Resolve::InRoot)
+            .parent
+            .open_dir(&self.root, path, Resolve::InRoot)
             .map_err(|e| Error::io("open directory", shown(path))(e.into()))?;
         let read = std::fs::read_dir(dir.proc_path(None))
             .map_err(Error::io("read directory", shown(path)))?;
@@ -91,9 +95,9 @@ impl DirTree {
         for entry in read {
             let entry = entry.map_err(Error::io("read directory", shown(path)))?;
             let name = entry.file_name();
-            let meta = std::fs::symlink_metadata(dir.proc_path(Some(&name)))
-                .map_err(Error::io("stat", shown(&path.join(&name))))?;
-            out.push((name, Metadata::from_std(&meta)));
+            let st = rustix::fs::statat(dir.fd(), &name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io("stat", shown(&path.join(&name)))(e.into()))?;
+            out.push((name, Metadata::from_stat(&st)));
         }
         Ok(out)
     }
@@ -113,7 +117,7 @@ impl DirTree {
             Some((parent, name)) => (parent, Some(name.to_owned())),
             None => (Path::new(""), None),
         };
-        match self.root.open_dir(parent, Resolve::InRoot) {
+        match self.parent.open_dir(&self.root, parent, Resolve::InRoot) {
             Ok(dir) => Ok(Some((dir, name))),
             Err(e) if e == rustix::io::Errno::NOENT || e == rustix::io::Errno::NOTDIR => Ok(None),
             Err(e) => Err(Error::io("open", shown(parent))(e.into())),
@@ -127,23 +131,13 @@ impl DirTree {
     }
 }
 
-fn stat_proc(proc: &Path, is_root: bool) -> io::Result<std::fs::Metadata> {
-    if is_root {
-        // The root's /proc path is the descriptor's magic link itself: follow it.
-        std::fs::metadata(proc)
-    } else {
-        std::fs::symlink_metadata(proc)
-    }
-}
-
 impl Tree for DirTree {
     fn lstat(&self, path: &Path) -> Result<Option<Metadata>> {
         let Some(proc) = self.host_path(path)? else {
             return Ok(None);
         };
-        match stat_proc(&proc, path.as_os_str().is_empty()) {
+        match proc.lstat() {
             Ok(meta) => {
-                let meta = Metadata::from_std(&meta);
                 if self.hidden(path, &meta)? {
                     return Ok(None);
                 }
@@ -170,17 +164,25 @@ impl Tree for DirTree {
     }
 
     fn open(&self, path: &Path) -> Result<File> {
-        let proc = self
-            .host_path(path)?
-            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
         if self.lstat(path)?.is_none() {
             return Err(Error::NotFound { path: shown(path) });
         }
-        OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&*proc)
-            .map_err(Error::io("open", shown(path)))
+        let (dir, name) = self
+            .locate(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        // The root has no name in a parent: open the root descriptor's directory itself.
+        let name = name.unwrap_or_else(|| OsString::from("."));
+        // openat(2) relative to the parent's descriptor: `name` is one component and
+        // O_NOFOLLOW refuses a final symlink, so this cannot leave the tree (and saves the
+        // /proc magic-link walk of a path open).
+        rustix::fs::openat(
+            dir.fd(),
+            &name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|e| Error::io("open", shown(path))(e.into()))
     }
 
     fn read_link(&self, path: &Path) -> Result<PathBuf> {

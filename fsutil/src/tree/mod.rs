@@ -114,6 +114,36 @@ impl Metadata {
         }
     }
 
+    /// Converts a raw `stat` (from `fstatat(2)` on a directory descriptor).
+    pub(crate) fn from_stat(st: &rustix::fs::Stat) -> Metadata {
+        use rustix::fs::FileType;
+        let kind = match FileType::from_raw_mode(st.st_mode as _) {
+            FileType::Directory => FileKind::Dir,
+            FileType::Symlink => FileKind::Symlink,
+            FileType::CharacterDevice => FileKind::CharDevice,
+            FileType::BlockDevice => FileKind::BlockDevice,
+            FileType::Fifo => FileKind::Fifo,
+            FileType::Socket => FileKind::Socket,
+            _ => FileKind::File,
+        };
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        #[allow(clippy::unnecessary_cast)] // the field types differ between architectures
+        Metadata {
+            kind,
+            mode: st.st_mode as u32 & 0o7777,
+            uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
+            size: st.st_size as u64,
+            rdev: st.st_rdev as u64,
+            nlink: st.st_nlink as u64,
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            atime_ns: ns(st.st_atime as i64, st.st_atime_nsec as i64),
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        }
+    }
+
     /// Whether this is a directory.
     pub fn is_dir(&self) -> bool {
         self.kind == FileKind::Dir

@@ -1,7 +1,8 @@
 //! Content hashes for `COPY` keys: `dray_fsutil::contenthash` per selector, memoized in the
 //! store, combined as [`crate::key`] documents.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dray_cache::{FileStamp, Store};
@@ -49,9 +50,42 @@ impl StoreMemo {
     }
 }
 
+/// The memo of one tree for one checksum. It keeps whole file digests
+/// ([`Memo::get_file`]), under the tree's scope with a `|file-v1|owner=` suffix so they never
+/// mix with rows that hold content digests: an unchanged file then costs only its `stat`. The
+/// scope's rows are read in one query on first use, and new digests are written back in one
+/// transaction by [`Scoped::flush`] (a transaction per file costs a WAL sync each, which
+/// dominated a cold build of many small files).
 struct Scoped<'a> {
     memo: &'a StoreMemo,
     scope: String,
+    known: Option<HashMap<PathBuf, (FileStamp, Digest)>>,
+    new: Vec<(PathBuf, FileStamp, Digest)>,
+}
+
+impl<'a> Scoped<'a> {
+    fn new(memo: &'a StoreMemo, tree: &Tree) -> Self {
+        Scoped {
+            memo,
+            scope: format!(
+                "{}|file-v1|owner={}",
+                tree.memo_scope(),
+                tree.hashes_owner()
+            ),
+            known: None,
+            new: Vec::new(),
+        }
+    }
+
+    /// Saves the digests computed since the last flush.
+    fn flush(&mut self) {
+        let new = std::mem::take(&mut self.new);
+        if let (Some(store), false) = (&self.memo.store, new.is_empty()) {
+            // A failing memo is only a slower hash next time.
+            let _ = store
+                .contenthash_put_many(&self.scope, new.iter().map(|(p, s, d)| (p.as_path(), s, d)));
+        }
+    }
 }
 
 fn stamp(s: &ch::FileStamp) -> FileStamp {
@@ -65,18 +99,35 @@ fn stamp(s: &ch::FileStamp) -> FileStamp {
 }
 
 impl Memo for Scoped<'_> {
-    fn get(&mut self, path: &Path, s: &ch::FileStamp) -> Option<ch::Digest> {
-        // A failing memo is only a slower hash.
-        let store = self.memo.store.as_ref()?;
-        let d = store.contenthash_get(&self.scope, path, &stamp(s)).ok()??;
-        Some(ch::Digest(*d.as_bytes()))
+    // Content digests alone are not kept: the whole-file memo covers every unchanged file,
+    // and a file whose metadata changed is short enough to read again.
+    fn get(&mut self, _: &Path, _: &ch::FileStamp) -> Option<ch::Digest> {
+        None
     }
 
-    fn put(&mut self, path: &Path, s: &ch::FileStamp, digest: ch::Digest) {
+    fn put(&mut self, _: &Path, s: &ch::FileStamp, _: ch::Digest) {
         self.memo.bytes_read.fetch_add(s.size, Ordering::Relaxed);
-        if let Some(store) = &self.memo.store {
-            let d = Digest::from_bytes(digest.0);
-            let _ = store.contenthash_put(&self.scope, path, &stamp(s), &d);
+    }
+
+    fn get_file(&mut self, path: &Path, s: &ch::FileStamp, owner: bool) -> Option<ch::Digest> {
+        let store = self.memo.store.as_ref()?;
+        let scope = &self.scope;
+        let known = self
+            .known
+            .get_or_insert_with(|| store.contenthash_scope(scope).unwrap_or_default());
+        match known.get(path) {
+            Some((recorded, d)) if *recorded == stamp(s) => {
+                // The scope names the owner setting; a caller asking otherwise gets no hit.
+                (owner == scope.ends_with("owner=true")).then(|| ch::Digest(*d.as_bytes()))
+            }
+            _ => None,
+        }
+    }
+
+    fn put_file(&mut self, path: &Path, s: &ch::FileStamp, owner: bool, digest: ch::Digest) {
+        if self.memo.store.is_some() && owner == self.scope.ends_with("owner=true") {
+            self.new
+                .push((path.to_owned(), stamp(s), Digest::from_bytes(digest.0)));
         }
     }
 }
@@ -88,10 +139,7 @@ pub(crate) fn checksum(
     memo: &StoreMemo,
 ) -> Result<Digest, OpError> {
     let view = tree.open()?;
-    let mut scoped = Scoped {
-        memo,
-        scope: tree.memo_scope(),
-    };
+    let mut scoped = Scoped::new(memo, tree);
     let mut h = Hasher::new();
     for sel in selectors {
         let s = ch::Selector {
@@ -108,6 +156,7 @@ pub(crate) fn checksum(
         h.update(d.to_string().as_bytes());
         h.update(b"\0");
     }
+    scoped.flush();
     Ok(h.finish())
 }
 
