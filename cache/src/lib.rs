@@ -63,8 +63,10 @@
 //! 5. **A tag points to a present manifest** (and the blobs it names directly): [`Store::tag`]
 //!    checks them, then replaces `index.json` atomically (temp file in `tmp/`, fsync, rename,
 //!    fsync of the root).
-//! 6. **SQLite** runs in WAL mode with `synchronous=FULL`, so a committed transaction survives a
-//!    crash, and multi-row changes are single transactions.
+//! 6. **SQLite** runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives a
+//!    killed process; after a power loss the newest commits may be gone, but commits are never
+//!    reordered, so invariants 2–4 still hold (a lost record is a cache miss). Multi-row changes
+//!    are single transactions.
 //!
 //! Deleting content (blobs, snapshots) while other processes run is only safe for what no lease,
 //! record, child or tag references, and blob deletion is only safe under the exclusive lock.

@@ -46,7 +46,7 @@ fn exclusive_fails_fast_while_shared_is_held() {
             .contains("in use")
     );
     drop(clone);
-    let excl = Store::try_open_exclusive(&root).unwrap();
+    let excl = when_released(|| Store::try_open_exclusive(&root));
     assert_eq!(excl.lock_mode(), LockMode::Exclusive);
     assert!(matches!(
         Store::try_open_exclusive(&root),
@@ -55,7 +55,7 @@ fn exclusive_fails_fast_while_shared_is_held() {
     assert!(matches!(Store::try_open(&root), Err(Error::Locked { .. })));
     drop(excl);
     assert_eq!(
-        Store::try_open(&root).unwrap().lock_mode(),
+        when_released(|| Store::try_open(&root)).lock_mode(),
         LockMode::Shared
     );
 }
@@ -82,4 +82,21 @@ fn open_exclusive_waits_for_shared_holders() {
     rx.recv_timeout(Duration::from_secs(10))
         .expect("exclusive open never got the lock");
     waiter.join().unwrap();
+}
+
+/// Opens a store right after the last holder of the lock dropped it. flock locks belong to the
+/// open file description, so a child process that another test thread forks inherits the lock
+/// file's descriptor until its `exec` closes it (`O_CLOEXEC`); on a loaded machine that window
+/// can be seen. Retry `Locked` for up to 2 s; any other error fails at once.
+fn when_released(open: impl Fn() -> Result<Store, Error>) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match open() {
+            Ok(store) => return store,
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(other) => panic!("the lock was released, but opening failed: {other:?}"),
+        }
+    }
 }
