@@ -37,9 +37,13 @@ echo "context: $(find "$ctx" -type f | wc -l) files, $(du -sh "$ctx" | cut -f1)"
 
 export SOURCE_DATE_EPOCH=1700000000
 root=$work/root
+# Each cold run gets a root of its own, deleted only after all runs: deleting a store of 20,000
+# files right before a run measures the filesystem's discard of the old one, not dray.
+cold_n=$work/cold-counter
+echo 0 > "$cold_n"
 hyperfine --warmup 1 --runs 5 --export-markdown "$work/cold.md" \
-  --prepare "rm -rf $work/cold-root" \
-  -n cold "$dray build --root $work/cold-root --progress quiet -t bench $ctx"
+  --prepare "echo \$((\$(cat $cold_n) + 1)) > $cold_n" \
+  -n cold "$dray build --root $work/cold-root-\$(cat $cold_n) --progress quiet -t bench $ctx"
 
 "$dray" build --root "$root" --progress quiet -t bench "$ctx"
 hyperfine --warmup 2 --runs 20 --export-markdown "$work/noop.md" \
