@@ -73,6 +73,17 @@ fn chain_merges_whiteouts_and_opaque_dirs() {
     // Which layer serves what.
     assert_eq!(chain.lookup(Path::new("a/x")).unwrap().unwrap().0, 1);
     assert_eq!(chain.lookup(Path::new("b/g")).unwrap().unwrap().0, 1);
+    // The cached chain and a live one agree.
+    let live = chain.uncached();
+    for path in ["", "a", "b", "c", "e"] {
+        assert_eq!(names(&live, path), names(&chain, path), "{path}");
+    }
+    for path in [
+        "a/x", "a/y", "b/f", "b/g", "c/deep/z", "c/new", "e", "nope/x",
+    ] {
+        let (p, l) = (Path::new(path), &live as &dyn Tree);
+        assert_eq!(l.lstat(p).unwrap(), chain.lstat(p).unwrap(), "{path}");
+    }
     // Whiteouts never appear as entries, and overlay xattrs are not reported.
     assert!(
         chain

@@ -1,11 +1,11 @@
 //! [`ChainTree`]: snapshot diff directories stacked and merged as overlayfs merges them.
 
-use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::dir::{is_not_found, read_xattrs};
 use super::{DirEntry, Metadata, Tree};
@@ -30,11 +30,23 @@ pub const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
 /// * a directory with `trusted.overlay.opaque=y` (or `user.overlay.opaque=y`) hides the lower
 ///   layers' contents of that directory; a plain directory merges with lower directories.
 ///
-/// Cheap to clone: layers are shared open descriptors.
+/// Lookups go directory by directory as overlayfs does: an entry is looked for only in the
+/// layers whose directories merge at its parent. Those per-directory layer lists are cached,
+/// so **the layers must not change** while a chain made by [`new`](ChainTree::new) is in use
+/// (committed snapshots do not); [`uncached`](ChainTree::uncached) and
+/// [`with_top`](ChainTree::with_top) give chains that read everything live.
+///
+/// Cheap to clone (clones share descriptors and the cache); `Send` and `Sync`.
 #[derive(Debug, Clone)]
 pub struct ChainTree {
     layers: Vec<Layer>,
+    /// Directory path → the layers whose directories merge there, top first. `None` for a
+    /// chain whose layers may change (the merged view of a layer being written).
+    dirs: Option<Arc<DirCache>>,
 }
+
+/// See [`ChainTree::dir_layers`].
+type DirCache = Mutex<HashMap<PathBuf, Arc<[usize]>>>;
 
 #[derive(Debug, Clone)]
 struct Layer {
@@ -62,7 +74,18 @@ impl ChainTree {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(ChainTree { layers })
+        Ok(ChainTree {
+            layers,
+            dirs: Some(Arc::default()),
+        })
+    }
+
+    /// This chain without the directory cache, for layers that change while it is used.
+    pub fn uncached(&self) -> ChainTree {
+        ChainTree {
+            layers: self.layers.clone(),
+            dirs: None,
+        }
     }
 
     /// This chain with one more layer on top (the upper directory of a step being applied).
@@ -72,7 +95,8 @@ impl ChainTree {
             dir: Arc::new(DirFd::open_host(top)?),
         }];
         layers.extend(self.layers.iter().cloned());
-        Ok(ChainTree { layers })
+        // The new top is being written: nothing about it may be cached.
+        Ok(ChainTree { layers, dirs: None })
     }
 
     /// The layer directories, top first.
@@ -154,48 +178,63 @@ impl ChainTree {
     /// The visible entries for `path`, top first: one non-directory, or a run of directories
     /// that merge (ending at an opaque one).
     fn stack(&self, path: &Path) -> Result<Vec<Hit>> {
-        let comps: Vec<&OsStr> = path.iter().collect();
-        let mut out: Vec<Hit> = Vec::new();
-        'layers: for layer in 0..self.layers.len() {
-            let mut prefix = PathBuf::new();
-            let mut under_opaque = false;
-            let mut entry = None;
-            for (j, comp) in comps.iter().enumerate() {
-                prefix.push(comp);
-                let is_entry = j + 1 == comps.len();
-                let Some(meta) = self.layer_lstat(layer, &prefix)? else {
-                    if under_opaque {
-                        return Ok(out);
+        let Some((parent, _)) = split(path) else {
+            // The root: every layer's root merges, down to an opaque one.
+            let mut out = Vec::new();
+            for layer in 0..self.layers.len() {
+                if let Some(meta) = self.layer_lstat(layer, path)? {
+                    out.push((layer, meta));
+                    if self.is_opaque(layer, path)? {
+                        break;
                     }
-                    continue 'layers;
-                };
-                if meta.is_whiteout() || (!is_entry && !meta.is_dir()) {
-                    return Ok(out);
-                }
-                if is_entry {
-                    entry = Some(meta);
-                } else if self.is_opaque(layer, &prefix)? {
-                    under_opaque = true;
                 }
             }
-            let meta = match entry {
-                Some(meta) => meta,
-                // The root: every layer has one.
-                None => match self.layer_lstat(layer, path)? {
-                    Some(meta) => meta,
-                    None => continue,
-                },
+            return Ok(out);
+        };
+        let mut out: Vec<Hit> = Vec::new();
+        for &layer in self.dir_layers(parent)?.iter() {
+            let Some(meta) = self.layer_lstat(layer, path)? else {
+                continue;
             };
-            if !out.is_empty() && !meta.is_dir() {
-                return Ok(out);
+            if meta.is_whiteout() {
+                break;
             }
-            let stop = !meta.is_dir() || (!comps.is_empty() && self.is_opaque(layer, path)?);
+            if !meta.is_dir() {
+                // A non-directory hides what is below it, and is hidden by a directory above.
+                if out.is_empty() {
+                    out.push((layer, meta));
+                }
+                break;
+            }
+            let opaque = self.is_opaque(layer, path)?;
             out.push((layer, meta));
-            if stop || under_opaque {
-                return Ok(out);
+            if opaque {
+                break;
             }
         }
         Ok(out)
+    }
+
+    /// The layers whose directories merge at `path`, top first (empty if `path` is not a
+    /// directory in the merged view).
+    fn dir_layers(&self, path: &Path) -> Result<Arc<[usize]>> {
+        if let Some(cache) = &self.dirs
+            && let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(path)
+        {
+            return Ok(hit.clone());
+        }
+        let stack = self.stack(path)?;
+        let layers: Arc<[usize]> = match stack.first() {
+            Some((_, meta)) if meta.is_dir() => stack.iter().map(|(layer, _)| *layer).collect(),
+            _ => Arc::from([]),
+        };
+        if let Some(cache) = &self.dirs {
+            cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_owned(), layers.clone());
+        }
+        Ok(layers)
     }
 
     fn top_proc(&self, path: &Path) -> Result<(usize, ProcPath)> {
