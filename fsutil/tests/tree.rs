@@ -49,12 +49,19 @@ fn chain_merges_whiteouts_and_opaque_dirs() {
     file(&l2, "b/g", "g2", 0o644);
     opaque(&l2, "b");
     whiteout(&l2, "c");
-    // top: recreate c as a plain dir with one file; e becomes a dir
+    // top: recreate c as a plain dir with one file; e becomes a dir; an opaque g over l3's
     file(&l1, "c/new", "n1", 0o644);
     dir(&l1, "e", 0o755);
+    file(&l3, "g/old", "o3", 0o644);
+    file(&l3, "g/sub/deep", "d3", 0o644);
+    file(&l1, "g/sub/new", "n1", 0o644);
+    opaque(&l1, "g");
     let chain = ChainTree::new([&l1, &l2, &l3]).unwrap();
 
-    assert_eq!(names(&chain, ""), ["a", "b", "c", "e"]);
+    assert_eq!(names(&chain, ""), ["a", "b", "c", "e", "g"]);
+    assert_eq!(names(&chain, "g"), ["sub"]);
+    assert_eq!(names(&chain, "g/sub"), ["new"]);
+    assert!(chain.lstat(Path::new("g/sub/deep")).unwrap().is_none());
     assert_eq!(names(&chain, "a"), ["x"]);
     assert_eq!(read(&chain, "a/x"), "x2");
     assert_eq!(chain.lstat(Path::new("a/x")).unwrap().unwrap().mode, 0o600);
@@ -73,16 +80,19 @@ fn chain_merges_whiteouts_and_opaque_dirs() {
     // Which layer serves what.
     assert_eq!(chain.lookup(Path::new("a/x")).unwrap().unwrap().0, 1);
     assert_eq!(chain.lookup(Path::new("b/g")).unwrap().unwrap().0, 1);
-    // The cached chain and a live one agree.
+    // The cached chain, a live one, and a live top over a cached rest all agree.
     let live = chain.uncached();
-    for path in ["", "a", "b", "c", "e"] {
-        assert_eq!(names(&live, path), names(&chain, path), "{path}");
-    }
-    for path in [
-        "a/x", "a/y", "b/f", "b/g", "c/deep/z", "c/new", "e", "nope/x",
-    ] {
-        let (p, l) = (Path::new(path), &live as &dyn Tree);
-        assert_eq!(l.lstat(p).unwrap(), chain.lstat(p).unwrap(), "{path}");
+    let top = ChainTree::new([&l2, &l3]).unwrap().with_top(&l1).unwrap();
+    for other in [&live, &top] {
+        for path in ["", "a", "b", "c", "e", "g", "g/sub"] {
+            assert_eq!(names(other, path), names(&chain, path), "{path}");
+        }
+        for path in [
+            "a/x", "a/y", "b/f", "b/g", "c/deep", "c/deep/z", "c/new", "e", "nope/x",
+        ] {
+            let p = Path::new(path);
+            assert_eq!(other.lookup(p).unwrap(), chain.lookup(p).unwrap(), "{path}");
+        }
     }
     // Whiteouts never appear as entries, and overlay xattrs are not reported.
     assert!(

@@ -43,6 +43,9 @@ pub struct ChainTree {
     /// Directory path → the layers whose directories merge there, top first. `None` for a
     /// chain whose layers may change (the merged view of a layer being written).
     dirs: Option<Arc<DirCache>>,
+    /// For a chain made by [`with_top`](ChainTree::with_top): the chain below the live top
+    /// layer, whose own cache serves every lookup below the top.
+    below: Option<Arc<ChainTree>>,
 }
 
 /// See [`ChainTree::dir_layers`].
@@ -77,6 +80,7 @@ impl ChainTree {
         Ok(ChainTree {
             layers,
             dirs: Some(Arc::default()),
+            below: None,
         })
     }
 
@@ -85,18 +89,26 @@ impl ChainTree {
         ChainTree {
             layers: self.layers.clone(),
             dirs: None,
+            below: None,
         }
     }
 
     /// This chain with one more layer on top (the upper directory of a step being applied).
+    /// The top is always read live, so it may change while the result is used; lookups below
+    /// it use this chain (and its cache).
     pub fn with_top(&self, top: &Path) -> Result<ChainTree> {
         let mut layers = vec![Layer {
             path: top.to_owned(),
             dir: Arc::new(DirFd::open_host(top)?),
         }];
         layers.extend(self.layers.iter().cloned());
-        // The new top is being written: nothing about it may be cached.
-        Ok(ChainTree { layers, dirs: None })
+        // The new top is being written: nothing about it is cached; what is below keeps its
+        // cache.
+        Ok(ChainTree {
+            layers,
+            dirs: None,
+            below: Some(Arc::new(self.clone())),
+        })
     }
 
     /// The layer directories, top first.
@@ -178,6 +190,9 @@ impl ChainTree {
     /// The visible entries for `path`, top first: one non-directory, or a run of directories
     /// that merge (ending at an opaque one).
     fn stack(&self, path: &Path) -> Result<Vec<Hit>> {
+        if let Some(below) = &self.below {
+            return self.stack_live_top(below, path);
+        }
         let Some((parent, _)) = split(path) else {
             // The root: every layer's root merges, down to an opaque one.
             let mut out = Vec::new();
@@ -213,6 +228,50 @@ impl ChainTree {
             }
         }
         Ok(out)
+    }
+
+    /// [`stack`](Self::stack) for a live top layer (index 0) over a chain `below`: the top's
+    /// ancestors are walked in the top alone, then `below` answers for the rest.
+    fn stack_live_top(&self, below: &ChainTree, path: &Path) -> Result<Vec<Hit>> {
+        // Is the top's view of `path` reachable (all ancestors directories in the top), and
+        // does an opaque ancestor hide what is below?
+        let mut hide_below = self.is_opaque(0, Path::new(""))?;
+        let mut top_reaches = true;
+        if let Some((parent, _)) = split(path) {
+            let mut prefix = PathBuf::new();
+            for comp in parent.iter() {
+                prefix.push(comp);
+                match self.layer_lstat(0, &prefix)? {
+                    None => {
+                        top_reaches = false;
+                        break;
+                    }
+                    // Nothing exists below a whiteout or a non-directory of the top.
+                    Some(meta) if !meta.is_dir() => return Ok(Vec::new()),
+                    Some(_) => hide_below |= self.is_opaque(0, &prefix)?,
+                }
+            }
+        }
+        let top = if top_reaches {
+            self.layer_lstat(0, path)?
+        } else {
+            None
+        };
+        let lower = |hits: Vec<Hit>| hits.into_iter().map(|(layer, meta)| (layer + 1, meta));
+        match top {
+            Some(meta) if meta.is_whiteout() => Ok(Vec::new()),
+            Some(meta) if !meta.is_dir() => Ok(vec![(0, meta)]),
+            Some(meta) => {
+                let opaque = !path.as_os_str().is_empty() && self.is_opaque(0, path)?;
+                let mut out = vec![(0, meta)];
+                if !(opaque || hide_below) {
+                    out.extend(lower(below.stack(path)?).take_while(|(_, m)| m.is_dir()));
+                }
+                Ok(out)
+            }
+            None if hide_below => Ok(Vec::new()),
+            None => Ok(lower(below.stack(path)?).collect()),
+        }
     }
 
     /// The layers whose directories merge at `path`, top first (empty if `path` is not a
