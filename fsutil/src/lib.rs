@@ -5,7 +5,8 @@
 //!   build context. Start at [`dockerignore::Patterns`].
 //! * [`tree`]: read-only views of a filesystem — the build context ([`tree::DirTree`]) and a
 //!   stack of snapshot diffs merged like overlayfs ([`tree::ChainTree`]) — with symlink
-//!   resolution that never leaves the tree root.
+//!   resolution that never leaves the tree root ([`tree::resolve_in_root`] for plain host
+//!   directories).
 //! * [`fileop`]: applying file actions (`COPY`, mkdir, mkfile, rm, symlink) onto a fresh
 //!   layer directory in overlayfs upper-dir form, with Docker/BuildKit semantics. Start at
 //!   [`fileop::apply`].

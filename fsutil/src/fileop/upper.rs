@@ -112,7 +112,8 @@ impl<'a> Upper<'a> {
             None => {
                 self.create_dir(path, new.mode, new.owner)?;
                 if let Some(t) = new.timestamp {
-                    self.set_dir_times(path, t * 1_000_000_000, t * 1_000_000_000);
+                    let ns = t.saturating_mul(1_000_000_000);
+                    self.set_dir_times(path, ns, ns);
                 }
                 Ok(())
             }

@@ -169,6 +169,25 @@ pub trait Tree {
     }
 }
 
+/// Resolves `path` inside the host directory `root` as [`Tree::resolve`] does (symlinks
+/// followed but clamped to `root`, `..` stopping at it) and returns the host path: `root`
+/// joined with the result. This is the replacement for `std::fs::canonicalize` wherever a
+/// path comes from a build (a context, an image): canonicalize would follow a link out of the
+/// root.
+///
+/// ```
+/// # let tmp = tempfile::tempdir()?;
+/// # let root = tmp.path();
+/// std::os::unix::fs::symlink("/etc/passwd", root.join("link"))?;
+/// let resolved = dray_fsutil::tree::resolve_in_root(root, "link".as_ref(), true)?;
+/// assert_eq!(resolved, root.join("etc/passwd"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn resolve_in_root(root: &Path, path: &Path, follow_final: bool) -> Result<PathBuf> {
+    let tree = DirTree::open(root)?;
+    Ok(root.join(tree.resolve(path, follow_final)?))
+}
+
 /// The resolution algorithm of [`Tree::resolve`], over any `lstat`/`readlink` pair (the
 /// destination writer uses it on the merged view of a layer).
 pub(crate) fn resolve_with(
