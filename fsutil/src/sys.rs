@@ -13,7 +13,9 @@
 //!
 //! The final component is then used through the parent descriptor's `/proc/self/fd/<n>/<name>`
 //! path with the non-following (`l*`, `O_NOFOLLOW`) calls: the kernel follows the descriptor's
-//! magic link, not anything in the tree. This keeps the rest of the crate on std's file APIs.
+//! magic link, not anything in the tree. This keeps the rest of the crate on std's file APIs,
+//! and needs `/proc` mounted (as it is wherever dray runs builds) and Linux ≥ 5.6 for
+//! `openat2`.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

@@ -174,6 +174,24 @@ fn xattrs_are_hashed_except_ignored_namespaces() {
 }
 
 #[test]
+fn file_capabilities_are_hashed() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fixture(root);
+    let before = hash(root, &sel("bin/tool"));
+    let mut cap = (0x0200_0000u32 | 1).to_le_bytes().to_vec();
+    cap.extend_from_slice(&(1u32 << 10).to_le_bytes());
+    cap.extend_from_slice(&[0; 12]);
+    xattr::set(root.join("bin/tool"), "security.capability", &cap).unwrap();
+    assert_ne!(
+        hash(root, &sel("bin/tool")),
+        before,
+        "security.capability is hashed"
+    );
+}
+
+#[test]
 fn selector_symlinks_resolve_inside_the_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = file(tmp.path(), "host/passwd", "host", 0o644);

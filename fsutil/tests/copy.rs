@@ -567,3 +567,32 @@ fn xattrs_are_copied_except_overlay_ones() {
     assert_eq!(xattr::get(&up_d, "trusted.overlay.opaque").unwrap(), None);
     assert_eq!(xattr::get(&up_d, "user.overlay.opaque").unwrap(), None);
 }
+
+/// `cap_net_bind_service=ep` as a `security.capability` value (VFS_CAP_REVISION_2).
+fn net_bind_cap() -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&(0x0200_0000u32 | 1).to_le_bytes()); // revision 2, effective
+    v.extend_from_slice(&(1u32 << 10).to_le_bytes()); // permitted: CAP_NET_BIND_SERVICE
+    v.extend_from_slice(&0u32.to_le_bytes()); // inheritable
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v
+}
+
+#[test]
+fn file_capabilities_survive_chown() {
+    let fx = Fx::new();
+    let f = file(&fx.ctx, "server", "bin", 0o755);
+    xattr::set(&f, "security.capability", &net_bind_cap()).unwrap();
+    fx.copy(Copy {
+        owner: Some(Owner { uid: 10, gid: 10 }),
+        ..cp("server", "/usr/bin/server")
+    })
+    .unwrap();
+    // chown(2) clears security.capability, so xattrs must be set after the owner.
+    assert_eq!(
+        xattr::get(fx.up("usr/bin/server"), "security.capability").unwrap(),
+        Some(net_bind_cap())
+    );
+    assert_eq!(owner(&fx.up("usr/bin/server")), (10, 10));
+}
