@@ -267,7 +267,7 @@ fn first_error_cancels_the_rest_and_names_the_step() {
     let fx = Fixture::new();
     let slow = run(&State::scratch(), 10_000, "/slow", "s", "RUN slow");
     let failing = State::scratch()
-        .run(dray_llb::ExecSpec::new(["fail"]))
+        .run(dray_llb::ExecSpec::new(["fail", "RUN slow"]))
         .root()
         .named("RUN failing");
     let d = def(&State::merge([slow, failing]).named("merge"));

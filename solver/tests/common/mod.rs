@@ -80,7 +80,8 @@ pub fn copy(base: &State, src: &str, dest: &str, name: &str) -> State {
 }
 
 /// A `RUN` the fake executor understands: `["fake", <sleep ms>, <file to write>, <content>]`,
-/// or `["fail"]`.
+/// or `["fail"]`, or `["fail", <step name>]` to fail only once that step has started (so a test
+/// of cancellation does not race the scheduler).
 pub fn run(base: &State, sleep_ms: u64, file: &str, content: &str, name: &str) -> State {
     base.run(LlbExec::new([
         "fake".to_owned(),
@@ -125,6 +126,13 @@ impl Executor for FakeExecutor {
         self.specs.lock().unwrap().push(spec.clone());
         let args = &spec.meta.args;
         if args[0] == "fail" {
+            if let Some(wait_for) = args.get(1) {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while !self.runs().iter().any(|r| r == wait_for) {
+                    assert!(tokio::time::Instant::now() < deadline, "{wait_for} never started");
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
             logs.write(LogStream::Stderr, b"boom\n");
             return Err(OpError::ExitCode {
                 args: args.clone(),
