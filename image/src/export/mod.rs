@@ -11,7 +11,7 @@
 //! | `dray load` | [`load_archive`] | an OCI or docker archive → store blobs and tags |
 //! | `compression=…,force-compression=true` | [`force_compression`] | every layer in one compression |
 //!
-//! **Start at** [`archive`](mod@archive) for the archive layout and naming rules, and at
+//! **Start at** [`archive`](mod@archive) for the archive layout and naming rules, [`load`](mod@load) for what an import checks, and at
 //! [`rootfs`](mod@rootfs) for how the snapshot chain is flattened. Everything streams: blobs go
 //! from the content store to the output (hashed on the way, so a corrupt store blob fails the
 //! export), and files from the snapshots; nothing holds a layer in memory.
@@ -21,13 +21,13 @@
 //! rules (sorted, numeric owners, whole-second mtimes clamped to `SOURCE_DATE_EPOCH`).
 //!
 //! **Not here.** Choosing layer compression for new layers is assembly's job
-//! ([`crate::assemble`], memoized per media type); registry push is not written yet.
+//! ([`assemble`](mod@crate::assemble), memoized per media type); registry push is not written yet.
 
-mod archive;
+pub mod archive;
 mod convert;
 mod error;
-mod load;
-mod rootfs;
+pub mod load;
+pub mod rootfs;
 mod tarball;
 
 use std::fs::File;

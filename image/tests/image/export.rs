@@ -51,8 +51,11 @@ fn chain(store: &dray_cache::Store) -> dray_cache::Committed {
     store.commit(active, "layer 1").unwrap()
 }
 
-/// path → (kind, mode, content or link target, xattr user.k) of a directory tree.
-fn listing(root: &Path) -> BTreeMap<String, (char, u32, Vec<u8>, Option<Vec<u8>>)> {
+/// (kind, mode, content or link target, xattr `user.k`).
+type Listed = (char, u32, Vec<u8>, Option<Vec<u8>>);
+
+/// path → [`Listed`] for every entry of a directory tree.
+fn listing(root: &Path) -> BTreeMap<String, Listed> {
     let mut out = BTreeMap::new();
     for e in walkdir::WalkDir::new(root).min_depth(1) {
         let e = e.unwrap();
@@ -248,7 +251,7 @@ fn archives_are_deterministic_and_round_trip_through_load() {
         let loaded = load_archive(&fresh, &a[..], "test").unwrap();
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].manifest.digest, built.manifest_digest);
-        assert_eq!(loaded[0].names, [name.clone()]);
+        assert_eq!(loaded[0].names, std::slice::from_ref(&name));
         let image = dray_image::load_image(&fresh, "app:1").unwrap();
         assert_eq!(image.config_digest, built.config_digest);
         for d in fresh.blobs().list().unwrap() {
@@ -354,4 +357,33 @@ fn force_compression_converts_layers_and_keeps_the_image_id() {
             converted
         );
     }
+}
+
+#[test]
+fn a_local_export_replaces_what_is_in_its_way_and_never_follows_a_symlink_out() {
+    let (dir, store) = store();
+    let top = chain(&store);
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let out = dir.path().join("out");
+    fs::create_dir(&out).unwrap();
+    // `etc` is a directory in the image: a symlink there must be replaced, not followed.
+    std::os::unix::fs::symlink(&outside, out.join("etc")).unwrap();
+    // `bin` is a file in the image: a directory there is replaced.
+    fs::create_dir_all(out.join("bin/sub")).unwrap();
+    fs::write(out.join("keep"), b"not in the image").unwrap();
+    write_rootfs_dir(&store, &top.chain, &out, &RootfsOptions::new()).unwrap();
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through a symlink"
+    );
+    assert!(fs::symlink_metadata(out.join("etc")).unwrap().is_dir());
+    assert_eq!(fs::read(out.join("etc/passwd")).unwrap(), b"root");
+    assert_eq!(fs::read(out.join("bin")).unwrap(), b"#!/bin/sh\n");
+    assert_eq!(fs::read(out.join("keep")).unwrap(), b"not in the image");
+    // A file as the destination is refused.
+    let err =
+        write_rootfs_dir(&store, &top.chain, &out.join("keep"), &RootfsOptions::new()).unwrap_err();
+    assert!(matches!(err, ExportError::NotADirectory { .. }), "{err}");
 }
