@@ -10,9 +10,11 @@
 //! | JSON members and manifests parse; each is at most 16 MiB | [`ExportError::ArchiveJson`], [`ExportError::TooLarge`] |
 //! | every name is a valid reference | [`ExportError::BadName`] |
 //!
-//! Members are staged as temp files in the store's `ingest/` while the archive streams; only
-//! when every check passed are the referenced blobs committed (each verified again by the
-//! store's blob writer) and the names tagged. A failed load leaves the store as it was.
+//! Members are staged as closed temp files in a private directory under the store's `tmp/`
+//! while the archive streams (so an archive of many members costs disk, not memory or file
+//! descriptors); only when every check passed are the referenced blobs streamed through the
+//! store's verifying blob writer and the names tagged. A failed load leaves the store as it
+//! was.
 //!
 //! # Formats and names
 //!
@@ -28,7 +30,7 @@ use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use dray_cache::{BlobWriter, Descriptor, REF_NAME_ANNOTATION, Store};
+use dray_cache::{Descriptor, REF_NAME_ANNOTATION, Store};
 use dray_llb::{Digest, ImageRef};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -55,9 +57,9 @@ pub struct LoadedImage {
     pub names: Vec<ImageRef>,
 }
 
-/// A member staged in `ingest/`.
+/// A member staged in the load's temp directory.
 struct Staged {
-    writer: BlobWriter,
+    file: PathBuf,
     digest: Digest,
     size: u64,
     /// The first bytes, for compression detection.
@@ -65,8 +67,9 @@ struct Staged {
 }
 
 /// Everything read from the archive.
-#[derive(Default)]
 struct Members {
+    /// Where members are staged (removed on drop).
+    dir: tempfile::TempDir,
     /// Path (normalized) → staged file.
     files: BTreeMap<String, Staged>,
     /// Link path → the path it points to (normalized).
@@ -105,8 +108,8 @@ fn read_staged(s: &Staged, member: &str) -> Result<Vec<u8>, ExportError> {
             limit: JSON_LIMIT,
         });
     }
-    fs::read(s.writer.temp_path()).map_err(|source| ExportError::Write {
-        path: s.writer.temp_path().to_owned(),
+    fs::read(&s.file).map_err(|source| ExportError::Write {
+        path: s.file.clone(),
         source,
     })
 }
@@ -132,8 +135,13 @@ pub fn load_archive<R: Read>(
         let wanted = plan.by_path.contains_key(&path)
             || (path.starts_with("blobs/sha256/") && plan.blobs.contains(&staged.digest));
         if wanted {
-            let digest = staged.digest;
-            staged.writer.commit(Some((digest, staged.size)))?;
+            let mut file = fs::File::open(&staged.file).map_err(|source| ExportError::Write {
+                path: staged.file.clone(),
+                source,
+            })?;
+            store
+                .blobs()
+                .put_reader(&mut file, Some((staged.digest, staged.size)))?;
         }
     }
     for bytes in &plan.new_manifests {
@@ -163,7 +171,17 @@ fn stage<R: Read>(store: &Store, input: R, archive: &str) -> Result<Members, Exp
         archive: archive.to_owned(),
         source,
     };
-    let mut members = Members::default();
+    let tmp = store.root().path().join("tmp");
+    let staging = tempfile::Builder::new()
+        .prefix("load-")
+        .tempdir_in(&tmp)
+        .map_err(|source| ExportError::Write { path: tmp, source })?;
+    let mut members = Members {
+        files: BTreeMap::new(),
+        links: BTreeMap::new(),
+        dir: staging,
+    };
+    let mut count = 0u64;
     let mut tar = tar::Archive::new(input);
     for entry in tar.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -194,7 +212,15 @@ fn stage<R: Read>(store: &Store, input: R, archive: &str) -> Result<Members, Exp
             }
             _ => continue,
         }
-        let mut writer = store.blobs().writer()?;
+        count += 1;
+        let staged_path = members.dir.path().join(count.to_string());
+        let mut writer = io::BufWriter::with_capacity(
+            256 * 1024,
+            fs::File::create(&staged_path).map_err(|source| ExportError::Write {
+                path: staged_path.clone(),
+                source,
+            })?,
+        );
         let mut hasher = Sha256::new();
         let mut head = Vec::new();
         let mut size = 0u64;
@@ -213,15 +239,19 @@ fn stage<R: Read>(store: &Store, input: R, archive: &str) -> Result<Members, Exp
             writer
                 .write_all(&buf[..n])
                 .map_err(|source| ExportError::Write {
-                    path: writer.temp_path().to_owned(),
+                    path: staged_path.clone(),
                     source,
                 })?;
             size += n as u64;
         }
-        writer.flush().map_err(|source| ExportError::Write {
-            path: writer.temp_path().to_owned(),
-            source,
-        })?;
+        // Closed here: only paths are kept, whatever the number of members.
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(|source| ExportError::Write {
+                path: staged_path.clone(),
+                source,
+            })?;
         let digest = Digest::from_bytes(hasher.finalize().into());
         if let Some(hex) = path.strip_prefix("blobs/sha256/") {
             // A member under blobs/sha256 must be what its name says, referenced or not.
@@ -241,7 +271,7 @@ fn stage<R: Read>(store: &Store, input: R, archive: &str) -> Result<Members, Exp
         members.files.insert(
             path,
             Staged {
-                writer,
+                file: staged_path,
                 digest,
                 size,
                 head,
