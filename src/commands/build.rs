@@ -32,6 +32,7 @@ use crate::{diagnostic, ui};
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
+    output::check(&args.outputs)?;
     let context = std::fs::canonicalize(&args.context).with_context(|| {
         format!(
             "unable to prepare context: path {:?} not found",

@@ -229,6 +229,14 @@ fn split_csv(value: &str) -> Result<Vec<String>, String> {
     Ok(fields.into_iter().filter(|f| !f.is_empty()).collect())
 }
 
+/// Checks the outputs together, before the build starts: at most one may use stdout.
+pub(crate) fn check(outputs: &[OutputSpec]) -> Result<()> {
+    if outputs.iter().filter(|o| o.to_stdout()).count() > 1 {
+        anyhow::bail!("only one --output can write to stdout (dest=-)");
+    }
+    Ok(())
+}
+
 /// What the exporters need from a finished build.
 pub(crate) struct Exportable<'a> {
     pub(crate) store: &'a Store,

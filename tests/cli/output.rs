@@ -425,6 +425,20 @@ fn name_option_overrides_the_tags_in_archives() {
 }
 
 #[test]
+fn two_outputs_on_stdout_are_refused_before_building() {
+    let dir = TestDir::new();
+    sample(&dir);
+    let output = dir.build(&["--output", "type=oci,dest=-", "--output", "-"]);
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, stderr) = text(&output);
+    assert!(
+        stderr.contains("only one --output can write to stdout"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty());
+}
+
+#[test]
 fn bad_outputs_are_usage_errors() {
     let dir = TestDir::new();
     sample(&dir);

@@ -23,6 +23,10 @@
 //! spec's meaning of a ref name. `manifest.json`'s `RepoTags` use docker's familiar form
 //! (`app:1`). The local store's own `index.json` differs: there the ref name is the full name,
 //! since one layout holds every repository.
+//!
+//! **Media types.** The docker variant keeps the OCI media types of the manifest it exports, so
+//! its manifest digest is the store's (BuildKit's docker exporter rewrites them to docker's by
+//! default). `docker load` reads `manifest.json` and the blobs, not the media types.
 
 use std::collections::BTreeMap;
 use std::fs;
