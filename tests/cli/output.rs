@@ -545,3 +545,30 @@ fn two_fresh_roots_give_identical_manifests_and_archives() {
         assert!(m.5 <= 1_700_000_000, "{} has mtime {}", m.0, m.5);
     }
 }
+
+#[test]
+fn a_global_arg_source_date_epoch_sets_the_image_times() {
+    let dir = TestDir::new();
+    dir.write("ctx/new.txt", "written now, after the epoch\n");
+    dir.write(
+        "ctx/Dockerfile",
+        "ARG SOURCE_DATE_EPOCH=1600000000\nFROM scratch\nCOPY new.txt /\n",
+    );
+    let fs_tar = dir.path().join("fs.tar");
+    let output = dir
+        .dray()
+        .arg("--root")
+        .arg(dir.root())
+        .args(["build", "--progress", "plain", "-t", "app", "--output"])
+        .arg(format!("type=tar,dest={}", fs_tar.display()))
+        .arg("ctx")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    ok(&output);
+    let config = store::config(&dir.root(), "docker.io/library/app:latest");
+    assert_eq!(config["created"], "2020-09-13T12:26:40Z");
+    let listed = members(&std::fs::read(&fs_tar).unwrap());
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].5, 1_600_000_000);
+}
