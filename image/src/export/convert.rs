@@ -82,7 +82,7 @@ fn convert_layer(
 ) -> Result<Descriptor, ExportError> {
     let file = store.blobs().open(&layer.digest)?;
     let blob_path = store.blobs().path(&layer.digest);
-    let read_err = |source: io::Error| ExportError::Write {
+    let read_err = |source: io::Error| ExportError::Read {
         path: blob_path.clone(),
         source,
     };

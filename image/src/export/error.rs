@@ -34,6 +34,15 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    /// Reading a blob, or a staged archive member, failed.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file being read.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// Writing an archive member to the output stream failed.
     #[error("cannot write {member} to the archive")]
     Stream {

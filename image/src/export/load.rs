@@ -108,7 +108,7 @@ fn read_staged(s: &Staged, member: &str) -> Result<Vec<u8>, ExportError> {
             limit: JSON_LIMIT,
         });
     }
-    fs::read(&s.file).map_err(|source| ExportError::Write {
+    fs::read(&s.file).map_err(|source| ExportError::Read {
         path: s.file.clone(),
         source,
     })
@@ -135,7 +135,7 @@ pub fn load_archive<R: Read>(
         let wanted = plan.by_path.contains_key(&path)
             || (path.starts_with("blobs/sha256/") && plan.blobs.contains(&staged.digest));
         if wanted {
-            let mut file = fs::File::open(&staged.file).map_err(|source| ExportError::Write {
+            let mut file = fs::File::open(&staged.file).map_err(|source| ExportError::Read {
                 path: staged.file.clone(),
                 source,
             })?;
