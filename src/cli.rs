@@ -31,6 +31,10 @@ pub(crate) enum Command {
     Tag(TagArgs),
     /// Remove image names from the local store.
     Rmi(RmiArgs),
+    /// Write images to an OCI or docker archive.
+    Save(SaveArgs),
+    /// Load images from an OCI or docker archive.
+    Load(LoadArgs),
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -77,6 +81,45 @@ pub(crate) struct BuildArgs {
     /// How many steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub(crate) max_parallelism: Option<usize>,
+    /// Export the result, in docker's syntax: `type=oci|docker|local|tar,dest=PATH[,KEY=VALUE…]`
+    /// (`dest=-` is stdout; options `name=`, `compression=gzip|zstd|uncompressed`,
+    /// `compression-level=`, `force-compression=true`, `tar=false`). Repeatable.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "type=TYPE,dest=PATH",
+        value_parser = crate::commands::output::parse_output
+    )]
+    pub(crate) outputs: Vec<crate::commands::output::OutputSpec>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SaveArgs {
+    /// Images to save (names or IDs).
+    #[arg(value_name = "IMAGE", required = true)]
+    pub(crate) images: Vec<String>,
+    /// The archive to write (default, or `-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// The archive format.
+    #[arg(long, value_enum, default_value_t = ArchiveFormatArg::Oci)]
+    pub(crate) format: ArchiveFormatArg,
+}
+
+/// The archive formats of `dray save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ArchiveFormatArg {
+    /// An OCI image layout as a tar.
+    Oci,
+    /// The OCI layout plus docker's `manifest.json` (loadable by `docker load`).
+    Docker,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoadArgs {
+    /// The archive to read (default, or `-`: standard input).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
 }
 
 /// How build progress is shown.

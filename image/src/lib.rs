@@ -14,11 +14,12 @@
 //!   [`resolve_local`] (the converter's `FROM` of a dray-built image) and [`layer_snapshots`]
 //!   (the solver's layer → snapshot mapping).
 //! - [`manifest`]: the manifest type, media types, reading manifests and configs back.
+//! - [`export`]: the exporters (`--output` types, `dray save`) and the archive importer
+//!   (`dray load`).
 //! - [`config`]: layer ChainIDs; [`time`]: RFC 3339 timestamps as Go writes them.
 //! - [`Digest`]: re-exported `dray_llb::Digest`, the one digest type of the workspace.
 //!
-//! Later (architecture B2): the applier (layer tar → snapshot), the archive exporters
-//! (`oci`/`docker` tarballs) and registry pull/push.
+//! Later (architecture B2): the applier (layer tar → snapshot) and registry pull/push.
 //!
 //! **What it is not for.** It does not decide *what* goes in a layer — the snapshot directory
 //! already is the diff (architecture B4) — and it does not own storage: blobs, snapshots,
@@ -30,6 +31,7 @@
 pub mod assemble;
 pub mod config;
 mod error;
+pub mod export;
 pub mod images;
 pub mod layer;
 pub mod manifest;

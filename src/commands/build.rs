@@ -25,12 +25,14 @@ use serde_json::json;
 
 use crate::cli::{BuildArgs, ProgressMode};
 use crate::commands::debug::{parse_build_args, read_dockerfile};
+use crate::commands::output;
 use crate::{diagnostic, ui};
 
 /// `SOURCE_DATE_EPOCH`: the build's notion of "now" for reproducible output.
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
+    output::check(&args.outputs)?;
     let context = std::fs::canonicalize(&args.context).with_context(|| {
         format!(
             "unable to prepare context: path {:?} not found",
@@ -55,8 +57,15 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .map(|tag| ImageRef::parse(tag).with_context(|| format!("invalid tag {tag:?}")))
         .collect::<Result<Vec<_>>>()?;
 
-    let build_args = parse_build_args(&args.build_args)?;
+    let mut build_args = parse_build_args(&args.build_args)?;
     let source_date_epoch = source_date_epoch(&build_args)?;
+    // As buildx does: the environment's SOURCE_DATE_EPOCH becomes the build argument, so the
+    // frontend stamps copied files and WORKDIR directories with it too.
+    if let Some(epoch) = source_date_epoch {
+        build_args
+            .entry(SOURCE_DATE_EPOCH.to_owned())
+            .or_insert_with(|| epoch.to_string());
+    }
     let mut resolve = ResolveOptions {
         build_args,
         target: args.target.clone(),
@@ -84,6 +93,8 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
             diagnostic::render(&dockerfile_name, &source, err.span(), &err.to_string())
         })?;
 
+    // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
+    let source_date_epoch = conversion.epoch.or(source_date_epoch);
     let mut solve_options = SolveOptions {
         no_cache: args.no_cache,
         source_date_epoch,
@@ -122,7 +133,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         store,
         solved.head.chain_ids(),
         base.as_ref(),
-        conversion.image,
+        conversion.image.clone(),
         &assemble,
     )
     .context("failed to export the image")?;
@@ -130,6 +141,19 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         dray_image::tag_image(store, tag, &built)
             .with_context(|| format!("failed to name the image {tag}"))?;
     }
+
+    output::export(
+        &args.outputs,
+        &output::Exportable {
+            store,
+            chain: solved.head.chain_ids(),
+            base: base.as_ref(),
+            config: &conversion.image,
+            assemble: &assemble,
+            built: &built,
+            tags: &tags,
+        },
+    )?;
 
     let image_id = built.config_digest.to_string();
     if let Some(path) = &args.iidfile {
@@ -144,7 +168,10 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         });
         write_file(path, serde_json::to_string_pretty(&metadata)?.as_bytes())?;
     }
-    writeln!(std::io::stdout().lock(), "{image_id}")?;
+    // An archive on stdout (`dest=-`) must stay a clean stream.
+    if !args.outputs.iter().any(output::OutputSpec::to_stdout) {
+        writeln!(std::io::stdout().lock(), "{image_id}")?;
+    }
     Ok(())
 }
 

@@ -4,6 +4,8 @@
 mod build;
 mod debug;
 mod images;
+pub(crate) mod output;
+mod transfer;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};
@@ -21,6 +23,8 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::History(args) => images::history(&open_store(&cli)?, args),
         Command::Tag(args) => images::tag(&open_store(&cli)?, args),
         Command::Rmi(args) => images::rmi(&open_store(&cli)?, args),
+        Command::Save(args) => transfer::save(&open_store(&cli)?, args),
+        Command::Load(args) => transfer::load(&open_store(&cli)?, args),
     }
 }
 

@@ -6,5 +6,8 @@ mod build;
 mod debug;
 mod harness;
 mod images;
+mod output;
+mod readers;
+mod save_load;
 mod store;
 mod usage;

@@ -5,6 +5,7 @@
 //! installed: a missing skopeo fails the test.
 
 mod assemble;
+mod export;
 mod images;
 mod interop;
 mod support;
