@@ -4,6 +4,7 @@
 mod build;
 mod debug;
 mod images;
+mod secrets;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};

@@ -6,5 +6,6 @@ mod build;
 mod debug;
 mod harness;
 mod images;
+mod run_secrets;
 mod store;
 mod usage;

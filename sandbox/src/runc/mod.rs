@@ -24,8 +24,6 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use dray_sandbox::runc::RuncExecutor;
-//! # fn f(store: dray_cache_placeholder::Store) {}
-//! # mod dray_cache_placeholder { pub struct Store; }
 //! let executor = RuncExecutor::new(RuncExecutor::DEFAULT_RUNC, "/var/lib/dray/runc");
 //! let executor: Arc<dyn dray_solver::Executor> = Arc::new(executor);
 //! ```
