@@ -502,3 +502,31 @@ async fn layers_stack_top_first() {
     assert_eq!(f.output(&spec).await, "from top\nb\n");
     f.assert_cleaned_up();
 }
+
+/// The `CapEff:` line of the step's `/proc/self/status`.
+async fn effective_caps(f: &Fixture, security: SecurityMode) -> u64 {
+    let mut spec = f.spec("cat /proc/self/status");
+    spec.security = security;
+    let status = f.output(&spec).await;
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .unwrap()
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capabilities_are_dockers_defaults_unless_insecure() {
+    let f = Fixture::new(base_layer);
+    // Docker's default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP
+    // NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
+    assert_eq!(
+        effective_caps(&f, SecurityMode::Sandbox).await,
+        0x0000_0000_a804_25fb
+    );
+    let insecure = effective_caps(&f, SecurityMode::Insecure).await;
+    const CAP_SYS_ADMIN: u32 = 21;
+    assert_ne!(insecure & (1 << CAP_SYS_ADMIN), 0, "{insecure:x}");
+    f.assert_cleaned_up();
+}

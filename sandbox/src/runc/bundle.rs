@@ -205,6 +205,7 @@ impl Bundle {
             hostname,
             network: spec.network,
             security: spec.security,
+            host_capabilities: spec::host_bounding_set(),
             rootfs: &rootfs,
             etc_files,
             mounts: &step_mounts,

@@ -343,13 +343,19 @@ impl Executor for RuncExecutor {
         if cancelled {
             return Err(RuncError::Cancelled.into());
         }
-        // `runc run` deletes the container when its process exits.
-        container.armed = status.code().is_none();
         let code = status.code().unwrap_or(-1);
+        let runtime_error = if code == 0 {
+            None
+        } else {
+            runc_logged_error(&prepared.log_path())
+        };
+        // `runc run` deletes the container when its process exits; after its own failure or
+        // its death by a signal, the guard makes sure.
+        container.armed = status.code().is_none() || runtime_error.is_some();
         if code == 0 {
             return Ok(());
         }
-        if let Some(message) = runc_logged_error(&prepared.log_path()) {
+        if let Some(message) = runtime_error {
             return Err(RuncError::Runtime { message }.into());
         }
         drop(container);

@@ -3,7 +3,7 @@
 //! | part | sandbox (default) | `--security=insecure` |
 //! |---|---|---|
 //! | namespaces | mount, pid, uts, ipc; network only for `--network=none` | same |
-//! | capabilities | Docker's default 14 | all |
+//! | capabilities | Docker's default 14 | all that runc itself holds (its `CapBnd`) |
 //! | `noNewPrivileges` | yes | no |
 //! | `/proc`, `/dev` (tmpfs + runc's default nodes), `/dev/pts`, `/dev/shm`, `/dev/mqueue` | yes | yes |
 //! | `/sys` | read-only | read-write |
@@ -46,50 +46,65 @@ pub(crate) const DEFAULT_CAPABILITIES: [Capability; 14] = [
     Capability::AuditWrite,
 ];
 
-/// Every capability, for `--security=insecure`.
-const ALL_CAPABILITIES: [Capability; 41] = [
-    Capability::AuditControl,
-    Capability::AuditRead,
-    Capability::AuditWrite,
-    Capability::BlockSuspend,
-    Capability::Bpf,
-    Capability::CheckpointRestore,
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::DacReadSearch,
-    Capability::Fowner,
-    Capability::Fsetid,
-    Capability::IpcLock,
-    Capability::IpcOwner,
-    Capability::Kill,
-    Capability::Lease,
-    Capability::LinuxImmutable,
-    Capability::MacAdmin,
-    Capability::MacOverride,
-    Capability::Mknod,
-    Capability::NetAdmin,
-    Capability::NetBindService,
-    Capability::NetBroadcast,
-    Capability::NetRaw,
-    Capability::Perfmon,
-    Capability::Setgid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::Setuid,
-    Capability::SysAdmin,
-    Capability::SysBoot,
-    Capability::SysChroot,
-    Capability::SysModule,
-    Capability::SysNice,
-    Capability::SysPacct,
-    Capability::SysPtrace,
-    Capability::SysRawio,
-    Capability::SysResource,
-    Capability::SysTime,
-    Capability::SysTtyConfig,
-    Capability::Syslog,
-    Capability::WakeAlarm,
+/// Every capability with its kernel number (`linux/capability.h`), for `--security=insecure`.
+const ALL_CAPABILITIES: [(Capability, u32); 41] = [
+    (Capability::Chown, 0),
+    (Capability::DacOverride, 1),
+    (Capability::DacReadSearch, 2),
+    (Capability::Fowner, 3),
+    (Capability::Fsetid, 4),
+    (Capability::Kill, 5),
+    (Capability::Setgid, 6),
+    (Capability::Setuid, 7),
+    (Capability::Setpcap, 8),
+    (Capability::LinuxImmutable, 9),
+    (Capability::NetBindService, 10),
+    (Capability::NetBroadcast, 11),
+    (Capability::NetAdmin, 12),
+    (Capability::NetRaw, 13),
+    (Capability::IpcLock, 14),
+    (Capability::IpcOwner, 15),
+    (Capability::SysModule, 16),
+    (Capability::SysRawio, 17),
+    (Capability::SysChroot, 18),
+    (Capability::SysPtrace, 19),
+    (Capability::SysPacct, 20),
+    (Capability::SysAdmin, 21),
+    (Capability::SysBoot, 22),
+    (Capability::SysNice, 23),
+    (Capability::SysResource, 24),
+    (Capability::SysTime, 25),
+    (Capability::SysTtyConfig, 26),
+    (Capability::Mknod, 27),
+    (Capability::Lease, 28),
+    (Capability::AuditWrite, 29),
+    (Capability::AuditControl, 30),
+    (Capability::Setfcap, 31),
+    (Capability::MacOverride, 32),
+    (Capability::MacAdmin, 33),
+    (Capability::Syslog, 34),
+    (Capability::WakeAlarm, 35),
+    (Capability::BlockSuspend, 36),
+    (Capability::AuditRead, 37),
+    (Capability::Perfmon, 38),
+    (Capability::Bpf, 39),
+    (Capability::CheckpointRestore, 40),
 ];
+
+/// The calling process's capability bounding set (`CapBnd` of `/proc/self/status`): a
+/// container cannot get a capability its runtime lacks (runc fails with "unable to apply
+/// caps"), as when dray itself runs in a container without `CAP_SYS_RESOURCE`.
+pub(crate) fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX)
+}
 
 /// A mount of the step besides the standard ones, already prepared on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,6 +138,8 @@ pub(crate) struct SpecInput<'a> {
     pub(crate) hostname: &'a str,
     pub(crate) network: NetMode,
     pub(crate) security: SecurityMode,
+    /// The runtime's own bounding set ([`host_bounding_set`]): no capability outside it.
+    pub(crate) host_capabilities: u64,
     /// The bundle's `rootfs` directory (the mounted overlay).
     pub(crate) rootfs: &'a Path,
     /// Host files bound read-only over `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname`.
@@ -199,10 +216,20 @@ pub(crate) const STANDARD_MOUNT_POINTS: [&str; 3] = ["/proc", "/dev", "/sys"];
 /// The `config.json` of a step.
 pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec, OciSpecError> {
     let insecure = input.security == SecurityMode::Insecure;
+    let allowed = |cap: &Capability| {
+        ALL_CAPABILITIES
+            .iter()
+            .find(|(c, _)| c == cap)
+            .is_some_and(|(_, bit)| input.host_capabilities & (1 << bit) != 0)
+    };
     let caps: oci_spec::runtime::Capabilities = if insecure {
-        ALL_CAPABILITIES.into_iter().collect()
+        ALL_CAPABILITIES
+            .iter()
+            .map(|(c, _)| *c)
+            .filter(allowed)
+            .collect()
     } else {
-        DEFAULT_CAPABILITIES.into_iter().collect()
+        DEFAULT_CAPABILITIES.into_iter().filter(allowed).collect()
     };
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
@@ -311,6 +338,7 @@ mod tests {
             hostname: "box",
             network: NetMode::None,
             security: SecurityMode::Sandbox,
+            host_capabilities: u64::MAX,
             rootfs: Path::new("/b/rootfs"),
             etc_files: [
                 ("/etc/resolv.conf", "/b/etc/resolv.conf".into()),
