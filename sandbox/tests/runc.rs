@@ -530,3 +530,42 @@ async fn capabilities_are_dockers_defaults_unless_insecure() {
     assert_ne!(insecure & (1 << CAP_SYS_ADMIN), 0, "{insecure:x}");
     f.assert_cleaned_up();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_cache_mounts_admit_one_step_at_a_time() {
+    let f = Arc::new(Fixture::new(base_layer));
+    let cache = f.tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    // `mkdir` fails when the other step is inside its critical section.
+    let mut spec = f.spec("mkdir /cache/busy && sleep 0.5 && rmdir /cache/busy");
+    spec.mounts.push(MountSpec {
+        dest: "/cache".into(),
+        lowers: Vec::new(),
+        local_dir: None,
+        selector: None,
+        readonly: false,
+        kind: MountKind::Cache {
+            id: "shared-id".into(),
+            sharing: dray_llb::Sharing::Locked,
+        },
+        cache_dir: Some(cache.clone()),
+        host_source: None,
+    });
+    let steps: Vec<_> = (0..2)
+        .map(|i| {
+            // Each step its own upper and work directory, as two solver steps would have.
+            let (f, mut spec) = (f.clone(), spec.clone());
+            let own = f.tmp.path().join(format!("step{i}"));
+            spec.rootfs.upper = own.join("upper");
+            spec.rootfs.work = own.join("work");
+            std::fs::create_dir_all(&spec.rootfs.upper).unwrap();
+            std::fs::create_dir_all(&spec.rootfs.work).unwrap();
+            tokio::spawn(async move { f.run(&spec).await.0 })
+        })
+        .collect();
+    for step in steps {
+        step.await.unwrap().unwrap();
+    }
+    assert!(walk(&cache).is_empty());
+    f.assert_cleaned_up();
+}

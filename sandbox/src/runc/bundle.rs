@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use dray_fsutil::tree::{ChainTree, Tree};
-use dray_llb::MountKind;
+use dray_llb::{MountKind, Sharing};
 use dray_solver::{ExecSpec, MountSpec};
 
 use super::RuncError;
@@ -37,6 +37,8 @@ pub(crate) struct Bundle {
     /// Dropped first: unmounted in reverse order of mounting.
     mounts: Vec<MountGuard>,
     dir: PathBuf,
+    /// Exclusive `flock`s on the cache mounts with `sharing=locked|private`, held for the run.
+    _cache_locks: Vec<std::fs::File>,
 }
 
 impl Drop for Bundle {
@@ -99,6 +101,7 @@ impl Bundle {
         let mut bundle = Bundle {
             mounts: Vec::new(),
             dir,
+            _cache_locks: Vec::new(),
         };
         let dir = bundle.dir.clone();
         for sub in ["rootfs", "stubs", "etc", "empty"] {
@@ -279,11 +282,14 @@ impl Bundle {
                     kind,
                 )
             }
-            MountKind::Cache { .. } => {
+            MountKind::Cache { sharing, .. } => {
                 let source = m
                     .cache_dir
                     .clone()
                     .ok_or(RuncError::MissingHostPath { dest: dest.clone() })?;
+                if *sharing != Sharing::Shared {
+                    self._cache_locks.push(lock_cache(&source)?);
+                }
                 (
                     StepMount::Bind {
                         dest,
@@ -376,4 +382,34 @@ fn create_cwd(rootfs: &Path, cwd: &str, user: &user::ExecUser) -> Result<(), Run
             .map_err(err("chown the working directory"))?;
     }
     Ok(())
+}
+
+/// Takes an exclusive lock on a cache mount's directory (`<dir>.lock` beside it), waiting for
+/// other steps, in this process or another, that hold it. `sharing=locked` waits for writers
+/// as BuildKit does; `sharing=private` waits too, where BuildKit would hand out a second
+/// directory: the step still never sees another's concurrent writes.
+fn lock_cache(dir: &Path) -> Result<std::fs::File, RuncError> {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| RuncError::Io {
+            action: "open the cache mount lock",
+            path: path.clone(),
+            source,
+        })?;
+    // flock (not fcntl locks): held by the open file description, so released when the file
+    // drops, and not shared between threads of this process that open the file separately.
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+        RuncError::Io {
+            action: "lock the cache mount",
+            path,
+            source: e.into(),
+        }
+    })?;
+    Ok(file)
 }
