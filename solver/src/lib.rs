@@ -9,7 +9,9 @@
 //!   `max_parallelism`; the first error cancels the rest and names the step;
 //! - the ops: sources (scratch, the build context, images already in the local store or an OCI
 //!   layout), file actions, merges, and execs through the [`Executor`] seam;
-//! - progress through the [`Reporter`] trait (only the binary renders).
+//! - progress through the [`Reporter`] trait (only the binary renders);
+//! - secrets and SSH agents for `RUN --mount=type=secret|ssh` ([`secrets`]): handed to the
+//!   executor as host paths ([`MountSpec::host_source`]), never part of a key.
 //!
 //! Filesystem work (trees, content hashes, file actions) is `dray_fsutil`'s; `fs/` only adapts
 //! results to it. Image layers are mapped to snapshots with `dray_image`.
