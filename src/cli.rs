@@ -91,6 +91,26 @@ pub(crate) struct BuildArgs {
         value_parser = crate::commands::output::parse_output
     )]
     pub(crate) outputs: Vec<crate::commands::output::OutputSpec>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID[,src=PATH|,env=VAR]` (`type=file|env`
+    /// accepted; a bare `id=ID` reads the variable ID, else the file ID). Repeatable.
+    #[arg(long = "secret", value_name = "id=ID[,src=PATH|,env=VAR]")]
+    pub(crate) secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` (the agent at `$SSH_AUTH_SOCK`) or
+    /// `ID=SOCKET`. Repeatable.
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET]")]
+    pub(crate) ssh: Vec<String>,
+    /// What runs `RUN` steps: dray's own namespace sandbox, or the `runc` binary.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Native)]
+    pub(crate) executor: ExecutorKind,
+}
+
+/// The backend that runs `RUN` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ExecutorKind {
+    /// The built-in namespace and overlayfs sandbox.
+    Native,
+    /// `runc` (`/usr/sbin/runc`) over an OCI bundle.
+    Runc,
 }
 
 #[derive(Debug, clap::Args)]

@@ -39,6 +39,10 @@ pub enum SolveError {
     #[error("the build was cancelled")]
     Cancelled,
 
+    /// A secret given as a value could not be written for the executors.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+
     /// A task of the scheduler panicked or was aborted; this is a bug in dray.
     #[error("internal error: a solver task ended abnormally: {message}")]
     Internal {
@@ -136,12 +140,32 @@ pub enum OpError {
     #[error("the cache store failed")]
     Store(#[from] dray_cache::Error),
 
+    /// A `RUN --mount=type=secret|ssh,required=true` names an id the build was not given.
+    /// The message names the id only.
+    #[error("{}", missing_secret(kind, id))]
+    MissingSecret {
+        /// `secret` or `ssh`.
+        kind: &'static str,
+        /// The id the mount asked for.
+        id: String,
+    },
+
     /// A blocking task of the op panicked.
     #[error("internal error: {message}")]
     Internal {
         /// What happened.
         message: String,
     },
+}
+
+fn missing_secret(kind: &str, id: &str) -> String {
+    if kind == "ssh" {
+        format!("SSH agent {id:?} is required but was not provided (dray build --ssh {id})")
+    } else {
+        format!(
+            "secret {id:?} is required but was not provided (dray build --secret id={id},src=FILE)"
+        )
+    }
 }
 
 impl OpError {

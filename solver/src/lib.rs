@@ -9,7 +9,9 @@
 //!   `max_parallelism`; the first error cancels the rest and names the step;
 //! - the ops: sources (scratch, the build context, images already in the local store or an OCI
 //!   layout), file actions, merges, and execs through the [`Executor`] seam;
-//! - progress through the [`Reporter`] trait (only the binary renders).
+//! - progress through the [`Reporter`] trait (only the binary renders);
+//! - secrets and SSH agents for `RUN --mount=type=secret|ssh` ([`secrets`]): handed to the
+//!   executor as host paths ([`MountSpec::host_source`]), never part of a key.
 //!
 //! Filesystem work (trees, content hashes, file actions) is `dray_fsutil`'s; `fs/` only adapts
 //! results to it. Image layers are mapped to snapshots with `dray_image`.
@@ -48,6 +50,7 @@ mod ops;
 pub mod reporter;
 mod result;
 mod scheduler;
+pub mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -68,6 +71,7 @@ pub use reporter::{
     Event, EventKind, LogStream, NullReporter, RecordingReporter, Reporter, Summary,
 };
 pub use result::ResultRef;
+pub use secrets::{SecretSource, SecretValue, Secrets, SecretsError};
 
 /// A local directory the build may read (`local://<name>`), e.g. the build context.
 #[derive(Debug, Clone)]
@@ -102,6 +106,8 @@ pub struct SolveOptions {
     /// `SOURCE_DATE_EPOCH`, kept for the exporter (clamping timestamps); the solver itself does
     /// not rewrite times the graph does not ask for.
     pub source_date_epoch: Option<i64>,
+    /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use (see [`secrets`]).
+    pub secrets: Secrets,
 }
 
 impl Default for SolveOptions {
@@ -110,6 +116,7 @@ impl Default for SolveOptions {
             max_parallelism: std::thread::available_parallelism().map_or(1, usize::from),
             no_cache: false,
             source_date_epoch: None,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -244,6 +251,12 @@ impl Solver {
             })
             .collect();
         let lease = self.store.lease().map_err(SolveError::Store)?;
+        // Held until the solve returns: in-memory secrets exist as files only meanwhile.
+        let secrets = Arc::new(
+            self.options
+                .secrets
+                .materialize(&self.store.root().path().join("tmp"))?,
+        );
         let context = self.context.as_ref().map(|c| scheduler::Context {
             name: c.name.clone(),
             tree: fs::Tree::Dir {
@@ -261,6 +274,7 @@ impl Solver {
                 max_parallelism: self.options.max_parallelism,
                 vertices,
                 lease,
+                secrets,
             },
             tx,
         );

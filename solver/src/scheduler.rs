@@ -117,6 +117,8 @@ pub(crate) struct Job {
     events: mpsc::UnboundedSender<Event>,
     pub first_error: Mutex<Option<SolveError>>,
     pub lease: Arc<Lease>,
+    /// The build's secrets and SSH agents as host paths.
+    pub secrets: Arc<crate::secrets::Materialized>,
     pub memo: Arc<StoreMemo>,
     pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
     running: Mutex<HashSet<Digest>>,
@@ -131,6 +133,7 @@ pub(crate) struct JobParts {
     pub max_parallelism: usize,
     pub vertices: HashMap<Digest, Arc<Vertex>>,
     pub lease: Lease,
+    pub secrets: Arc<crate::secrets::Materialized>,
 }
 
 impl Job {
@@ -151,6 +154,7 @@ impl Job {
             events,
             first_error: Mutex::new(None),
             lease: Arc::new(parts.lease),
+            secrets: parts.secrets,
             outcomes: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
         })
@@ -569,7 +573,13 @@ impl Job {
                     job: self.clone(),
                     vertex: v.clone(),
                 };
-                ops::exec(&cx, e, &inputs, self.executor.as_ref(), &logs, &self.cancel).await
+                let run = ops::ExecRun {
+                    executor: self.executor.as_ref(),
+                    secrets: &self.secrets,
+                    logs: &logs,
+                    cancel: &self.cancel,
+                };
+                ops::exec(&cx, e, &inputs, &run).await
             }
         }
     }

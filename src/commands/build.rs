@@ -23,7 +23,7 @@ use dray_llb::ImageRef;
 use dray_solver::{LocalSource, Reporter, SolveError, SolveOptions, Solver};
 use serde_json::json;
 
-use crate::cli::{BuildArgs, ProgressMode};
+use crate::cli::{BuildArgs, ExecutorKind, ProgressMode};
 use crate::commands::debug::{parse_build_args, read_dockerfile};
 use crate::commands::output;
 use crate::{diagnostic, ui};
@@ -98,14 +98,18 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     let mut solve_options = SolveOptions {
         no_cache: args.no_cache,
         source_date_epoch,
+        secrets: crate::commands::secrets::from_args(&args.secrets, &args.ssh)?,
         ..SolveOptions::default()
     };
     if let Some(n) = args.max_parallelism {
         solve_options.max_parallelism = n.max(1);
     }
-    let solver = Solver::new(store.clone())
+    let mut solver = Solver::new(store.clone())
         .with_context(LocalSource::new("context", &context, patterns))
         .with_options(solve_options);
+    if let Some(executor) = executor(store, args.executor) {
+        solver = solver.with_executor(executor);
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -173,6 +177,19 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         writeln!(std::io::stdout().lock(), "{image_id}")?;
     }
     Ok(())
+}
+
+/// The `--executor` backend; `None` keeps the solver's default.
+fn executor(store: &Store, kind: ExecutorKind) -> Option<Arc<dyn dray_solver::Executor>> {
+    match kind {
+        ExecutorKind::Native => None,
+        // runc's state and the step bundles live in `<root>/mounts/runc` (the store's
+        // transient mount points, owned by the sandbox).
+        ExecutorKind::Runc => Some(Arc::new(dray_sandbox::runc::RuncExecutor::new(
+            dray_sandbox::runc::RuncExecutor::DEFAULT_RUNC,
+            store.root().path().join("mounts").join("runc"),
+        ))),
+    }
 }
 
 /// A failed step, shown at its Dockerfile line (the op's source location) when it has one.

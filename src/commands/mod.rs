@@ -6,6 +6,7 @@ mod debug;
 mod images;
 pub(crate) mod output;
 mod transfer;
+mod secrets;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};

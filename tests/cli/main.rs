@@ -9,5 +9,6 @@ mod images;
 mod output;
 mod readers;
 mod save_load;
+mod run_secrets;
 mod store;
 mod usage;

@@ -16,6 +16,7 @@ use crate::error::OpError;
 use crate::executor::{ExecSpec, Executor, LogSink, MountSpec, RootFs};
 use crate::fs::actions::apply;
 use crate::result::ResultRef;
+use crate::secrets::Materialized;
 
 /// The per-step facts an op needs besides its inputs.
 pub(crate) struct StepCx<'a> {
@@ -108,14 +109,21 @@ pub(crate) fn merge(cx: &StepCx<'_>, inputs: &[ResultRef]) -> Result<Vec<ResultR
     Ok(vec![ResultRef::chain(chain, top, cx.lease.clone())])
 }
 
+/// What an exec runs with besides its inputs.
+pub(crate) struct ExecRun<'a> {
+    pub executor: &'a dyn Executor,
+    /// The build's secrets and SSH agents, as host paths (never part of a key).
+    pub secrets: &'a Materialized,
+    pub logs: &'a dyn LogSink,
+    pub cancel: &'a CancellationToken,
+}
+
 /// An exec: prepares the root snapshot and hands the step to the executor.
 pub(crate) async fn exec(
     cx: &StepCx<'_>,
     op: &ExecOp,
     inputs: &[ResultRef],
-    executor: &dyn Executor,
-    logs: &dyn LogSink,
-    cancel: &CancellationToken,
+    run: &ExecRun<'_>,
 ) -> Result<Vec<ResultRef>, OpError> {
     let unsupported = |option| OpError::UnsupportedFileOption {
         action: "RUN",
@@ -143,6 +151,12 @@ pub(crate) async fn exec(
     lowers.reverse();
     let mut mounts = Vec::new();
     for m in op.mounts.iter().filter(|m| m.dest != "/") {
+        // Secret and SSH mounts: the host path (a missing optional one is skipped, a missing
+        // required one fails the step, naming its id).
+        let host_source = run.secrets.host_source(&m.kind)?;
+        if matches!(m.kind, MountKind::Secret(_) | MountKind::Ssh(_)) && host_source.is_none() {
+            continue;
+        }
         let mounted = match (m.input, &m.kind) {
             (Some(i), MountKind::Bind) => Some(input(inputs, i)?),
             _ => None,
@@ -164,6 +178,7 @@ pub(crate) async fn exec(
             _ => None,
         };
         mounts.push(MountSpec {
+            host_source,
             cache_dir,
             local_dir,
             dest: m.dest.clone(),
@@ -186,7 +201,7 @@ pub(crate) async fn exec(
         },
         mounts,
     };
-    executor.run(&spec, logs, cancel).await?;
+    run.executor.run(&spec, run.logs, run.cancel).await?;
     if root.output != Some(0) {
         return Err(unsupported("a root mount that is not output 0"));
     }
