@@ -31,6 +31,14 @@ pub(crate) enum Command {
     Tag(TagArgs),
     /// Remove image names from the local store.
     Rmi(RmiArgs),
+    /// Download an image from a registry into the local store.
+    Pull(PullArgs),
+    /// Upload a local image to a registry.
+    Push(PushArgs),
+    /// Store credentials for a registry in docker's config.json.
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(LogoutArgs),
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -77,6 +85,71 @@ pub(crate) struct BuildArgs {
     /// How many steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub(crate) max_parallelism: Option<usize>,
+    /// Always resolve base images against their registry, even when they are in the local store.
+    #[arg(long)]
+    pub(crate) pull: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Where the image goes besides the store: `type=image,name=REG/NAME:TAG,push=true` or
+    /// `type=registry,name=REG/NAME:TAG` pushes it.
+    #[arg(short = 'o', long = "output", value_name = "SPEC")]
+    pub(crate) outputs: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PullArgs {
+    /// The image: `name[:tag][@digest]`.
+    #[arg(value_name = "NAME")]
+    pub(crate) image: String,
+    /// The platform to pull from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Print only the image name.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PushArgs {
+    /// The local image and where it goes: `REGISTRY/NAME[:TAG]`.
+    #[arg(value_name = "NAME[:TAG]")]
+    pub(crate) image: String,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Write the pushed digest and name to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metadata_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The registry (`host[:port]`); Docker Hub when omitted.
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
+    /// The username.
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// The password (prefer --password-stdin: arguments are visible to other users).
+    #[arg(short, long)]
+    pub(crate) password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (`host[:port]`); Docker Hub when omitted.
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
 }
 
 /// How build progress is shown.

@@ -40,6 +40,7 @@
 mod cachemap;
 pub mod error;
 pub mod executor;
+mod fetch;
 mod fs;
 #[cfg(test)]
 mod golden;
@@ -63,6 +64,7 @@ use dray_llb::{Definition, Digest};
 
 pub use error::{OpError, Result, SolveError};
 pub use executor::{ExecSpec, Executor, LogSink, MountSpec, NoExecutor, RootFs};
+pub use fetch::{BlobFetcher, FetchError, NoFetcher};
 pub use key::{KEY_SCHEMA, Preimage, ResolvedDep, explain};
 pub use reporter::{
     Event, EventKind, LogStream, NullReporter, RecordingReporter, Reporter, Summary,
@@ -119,6 +121,7 @@ impl Default for SolveOptions {
 pub struct Solver {
     store: Store,
     executor: Arc<dyn Executor>,
+    fetcher: Arc<dyn BlobFetcher>,
     context: Option<LocalSource>,
     options: SolveOptions,
 }
@@ -183,6 +186,7 @@ impl Solver {
         Self {
             store,
             executor: Arc::new(NoExecutor),
+            fetcher: Arc::new(NoFetcher),
             context: None,
             options: SolveOptions::default(),
         }
@@ -191,6 +195,12 @@ impl Solver {
     /// Uses `executor` for `RUN` steps.
     pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = executor;
+        self
+    }
+
+    /// Uses `fetcher` for image layer blobs missing from the store (registry pulls).
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn BlobFetcher>) -> Self {
+        self.fetcher = fetcher;
         self
     }
 
@@ -256,6 +266,7 @@ impl Solver {
             scheduler::JobParts {
                 store: self.store.clone(),
                 executor: self.executor.clone(),
+                fetcher: self.fetcher.clone(),
                 context,
                 no_cache: self.options.no_cache,
                 max_parallelism: self.options.max_parallelism,

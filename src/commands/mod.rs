@@ -4,6 +4,7 @@
 mod build;
 mod debug;
 mod images;
+mod registry;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};
@@ -21,6 +22,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::History(args) => images::history(&open_store(&cli)?, args),
         Command::Tag(args) => images::tag(&open_store(&cli)?, args),
         Command::Rmi(args) => images::rmi(&open_store(&cli)?, args),
+        Command::Pull(args) => registry::pull(&open_store(&cli)?, args),
+        Command::Push(args) => registry::push(&open_store(&cli)?, args),
+        Command::Login(args) => registry::login(args),
+        Command::Logout(args) => registry::logout(args),
     }
 }
 

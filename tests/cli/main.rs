@@ -6,5 +6,8 @@ mod build;
 mod debug;
 mod harness;
 mod images;
+mod registry;
+mod registry_build;
+mod registry_harness;
 mod store;
 mod usage;
