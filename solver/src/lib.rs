@@ -21,7 +21,9 @@
 //!
 //! What it is **not** for: parsing Dockerfiles (frontend), running processes (the sandbox
 //! implements [`Executor`]; without it [`NoExecutor`] fails `RUN` steps), pulling from
-//! registries, or exporting images (image). It does not render progress.
+//! registries (a needed image layer that is neither unpacked nor in the content store is asked
+//! of the [`BlobFetcher`] the binary installs; [`NoFetcher`] by default), or exporting images
+//! (image). It does not render progress.
 //!
 //! Where to start: [`Solver::solve`], then [`key`] (what a cache key covers, as a table), then
 //! `scheduler.rs` (how laziness and deduplication work, in one short module).

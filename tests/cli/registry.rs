@@ -329,7 +329,11 @@ fn unknown_images_and_a_registry_that_is_down_give_one_clear_error() {
         stderr.contains(&format!("registry {host} is unreachable")),
         "{stderr}"
     );
-    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -497,4 +501,31 @@ fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_completes() {
     reg.restart();
     ok(&dray(&t, &["pull", &name]));
     assert!(store_has_blob(&t, &layer));
+}
+
+#[test]
+fn an_unsupported_layer_media_type_is_refused_naming_the_layer() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    umoci_pushed(&t, &reg, "weird:base");
+    let mut manifest = reg.skopeo_inspect("weird:base", true);
+    let layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
+    manifest["layers"][1]["mediaType"] = "application/vnd.example.not-a-layer".into();
+    let status = reg.put_manifest(
+        "weird",
+        "1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    assert!(status.contains("201"), "{status}");
+    let name = format!("{}/weird:1", reg.host());
+    let stderr = fails(&dray(&t, &["pull", &name]));
+    assert!(
+        stderr.contains(&format!(
+            "unsupported media type \"application/vnd.example.not-a-layer\" ({layer})"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&name), "{stderr}");
+    assert!(!store_has_blob(&t, &layer));
 }

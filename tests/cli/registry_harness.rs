@@ -380,3 +380,29 @@ impl Drop for SlowProxy {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+impl TestRegistry {
+    /// `PUT /v2/NAME/manifests/REF` with `body` (for manifests no tool here would write), over a
+    /// plain HTTP/1.1 connection. Returns the status line.
+    pub(crate) fn put_manifest(
+        &self,
+        name: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> String {
+        use std::io::{Read, Write};
+        let mut conn =
+            TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the registry");
+        let head = format!(
+            "PUT /v2/{name}/manifests/{reference} HTTP/1.1\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.host(),
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).expect("send");
+        conn.write_all(body).expect("send");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("read the answer");
+        answer.lines().next().unwrap_or_default().to_owned()
+    }
+}
