@@ -311,8 +311,7 @@ where
     loop {
         match op(attempt).await {
             Ok(v) => return Ok(v),
-            Err(Failure::Transient(e)) if attempt < RETRIES => {
-                let _ = e;
+            Err(Failure::Transient(_)) if attempt < RETRIES => {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
                 attempt += 1;

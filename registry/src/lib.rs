@@ -3,7 +3,7 @@
 //! `config.json`.
 //!
 //! **What it is for.**
-//! - [`Registry`] ([`client`](crate::RegistryOptions)): one HTTP client per registry host —
+//! - [`Registry`] (with [`RegistryOptions`]): one HTTP client per registry host —
 //!   HTTPS with the system trust store, plain HTTP for loopback and `--insecure-registry` hosts,
 //!   proxies from the environment, credentials, retries with backoff. The table of these rules
 //!   is in `client.rs`.

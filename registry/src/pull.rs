@@ -173,11 +173,19 @@ impl Registry {
             let (mbytes, mdigest) = self
                 .get_manifest(&client, &auth, image, &oref, Some(entry_digest))
                 .await?;
-            if mdigest != entry_digest || mbytes.len() as u64 != entry.size {
+            if mdigest != entry_digest {
                 return Err(Error::DigestMismatch {
                     image: name,
                     expected: entry_digest,
                     found: mdigest,
+                });
+            }
+            if mbytes.len() as u64 != entry.size {
+                return Err(Error::SizeMismatch {
+                    image: name,
+                    digest: entry_digest,
+                    expected: entry.size,
+                    found: mbytes.len() as u64,
                 });
             }
             let msniff = parse_sniff(&name, &mdigest, "manifest", &mbytes)?;
