@@ -4,7 +4,7 @@
 # fourth measurement builds `FROM` the image with a COPY on top, which also unpacks the layers
 # (needs the applier; reported as "n/a" when the build fails).
 #
-# Usage: bench/pull.sh [MIB_PER_LAYER] (default 30). Needs docker-registry, umoci, skopeo and
+# Usage: [DRAY=path] bench/pull.sh [MIB_PER_LAYER] (default 30). Needs docker-registry, umoci, skopeo and
 # GNU time (apt-get install docker-registry umoci skopeo time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,8 +13,11 @@ per_layer=${1:-30}
 for tool in docker-registry umoci skopeo /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
-cargo build --release --locked --quiet
-dray=$PWD/target/release/dray
+# DRAY=/path/to/dray skips the release build (e.g. to try the script with a debug binary).
+if [ -z "${DRAY:-}" ]; then
+  cargo build --release --locked --quiet
+fi
+dray=${DRAY:-$PWD/target/release/dray}
 
 work=$(mktemp -d)
 registry_pid=
@@ -75,7 +78,7 @@ mib = int(sys.argv[2]) / 2**20
 print(f"{sys.argv[3]}: {secs:.2f} s, {mib / secs:.0f} MiB/s, peak RSS {rss / 1024:.0f} MiB")
 PY
   else
-    echo "$label: n/a ($(tail -1 "$work/out.txt"))"
+    echo "$label: n/a ($(grep -m1 "error" "$work/out.txt" | cut -c1-200))"
   fi
 }
 
