@@ -35,6 +35,14 @@ pub(crate) enum Command {
     Save(SaveArgs),
     /// Load images from an OCI or docker archive.
     Load(LoadArgs),
+    /// Download an image from a registry into the local store.
+    Pull(PullArgs),
+    /// Upload a local image to a registry.
+    Push(PushArgs),
+    /// Store credentials for a registry in docker's config.json.
+    Login(LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout(LogoutArgs),
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
@@ -102,6 +110,12 @@ pub(crate) struct BuildArgs {
     /// What runs `RUN` steps: dray's own namespace sandbox, or the `runc` binary.
     #[arg(long, value_enum, default_value_t = ExecutorKind::Native)]
     pub(crate) executor: ExecutorKind,
+    /// Always resolve base images against their registry, even when they are in the local store.
+    #[arg(long)]
+    pub(crate) pull: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 /// The backend that runs `RUN` steps.
@@ -140,6 +154,61 @@ pub(crate) struct LoadArgs {
     /// The archive to read (default, or `-`: standard input).
     #[arg(short, long, value_name = "FILE")]
     pub(crate) input: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PullArgs {
+    /// The image: `name[:tag][@digest]`.
+    #[arg(value_name = "NAME")]
+    pub(crate) image: String,
+    /// The platform to pull from a multi-platform image (default: this machine's).
+    #[arg(long, value_name = "PLATFORM")]
+    pub(crate) platform: Option<String>,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Print only the image name.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct PushArgs {
+    /// The local image and where it goes: `REGISTRY/NAME[:TAG]`.
+    #[arg(value_name = "NAME[:TAG]")]
+    pub(crate) image: String,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+    /// Write the pushed digest and name to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) metadata_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The registry (`host[:port]`); Docker Hub when omitted.
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
+    /// The username.
+    #[arg(short, long)]
+    pub(crate) username: Option<String>,
+    /// The password (prefer --password-stdin: arguments are visible to other users).
+    #[arg(short, long)]
+    pub(crate) password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub(crate) password_stdin: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LogoutArgs {
+    /// The registry (`host[:port]`); Docker Hub when omitted.
+    #[arg(value_name = "SERVER")]
+    pub(crate) server: Option<String>,
 }
 
 /// How build progress is shown.

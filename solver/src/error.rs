@@ -74,13 +74,21 @@ pub enum OpError {
     #[error("the executor failed")]
     Executor(#[source] Box<dyn std::error::Error + Send + Sync>),
 
-    /// An image the build needs is not in the local store (registries are not supported yet).
-    #[error(
-        "image {reference} is not in the local image store (pulling from registries is not supported yet)"
-    )]
+    /// An image the build needs is not in the local store (its manifest was never resolved).
+    #[error("image {reference} is not in the local image store")]
     ImageNotFound {
         /// The reference as written in the graph.
         reference: String,
+    },
+
+    /// Layer blobs of an image could not be fetched from its registry.
+    #[error("image {reference}: fetching its layers failed")]
+    Fetch {
+        /// The reference.
+        reference: String,
+        /// The registry's error (names the blob).
+        #[source]
+        source: crate::fetch::FetchError,
     },
 
     /// An image's manifest, index or config could not be read.

@@ -23,7 +23,9 @@
 //!
 //! What it is **not** for: parsing Dockerfiles (frontend), running processes (the sandbox
 //! implements [`Executor`]; without it [`NoExecutor`] fails `RUN` steps), pulling from
-//! registries, or exporting images (image). It does not render progress.
+//! registries (a needed image layer that is neither unpacked nor in the content store is asked
+//! of the [`BlobFetcher`] the binary installs; [`NoFetcher`] by default), or exporting images
+//! (image). It does not render progress.
 //!
 //! Where to start: [`Solver::solve`], then [`key`] (what a cache key covers, as a table), then
 //! `scheduler.rs` (how laziness and deduplication work, in one short module).
@@ -42,6 +44,7 @@
 mod cachemap;
 pub mod error;
 pub mod executor;
+mod fetch;
 mod fs;
 #[cfg(test)]
 mod golden;
@@ -66,6 +69,7 @@ use dray_llb::{Definition, Digest};
 
 pub use error::{OpError, Result, SolveError};
 pub use executor::{ExecSpec, Executor, LogSink, MountSpec, NoExecutor, RootFs};
+pub use fetch::{BlobFetcher, FetchError, NoFetcher};
 pub use key::{KEY_SCHEMA, Preimage, ResolvedDep, explain};
 pub use reporter::{
     Event, EventKind, LogStream, NullReporter, RecordingReporter, Reporter, Summary,
@@ -126,6 +130,7 @@ impl Default for SolveOptions {
 pub struct Solver {
     store: Store,
     executor: Arc<dyn Executor>,
+    fetcher: Arc<dyn BlobFetcher>,
     context: Option<LocalSource>,
     options: SolveOptions,
 }
@@ -190,6 +195,7 @@ impl Solver {
         Self {
             store,
             executor: Arc::new(NoExecutor),
+            fetcher: Arc::new(NoFetcher),
             context: None,
             options: SolveOptions::default(),
         }
@@ -198,6 +204,12 @@ impl Solver {
     /// Uses `executor` for `RUN` steps.
     pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Self {
         self.executor = executor;
+        self
+    }
+
+    /// Uses `fetcher` for image layer blobs missing from the store (registry pulls).
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn BlobFetcher>) -> Self {
+        self.fetcher = fetcher;
         self
     }
 
@@ -269,6 +281,7 @@ impl Solver {
             scheduler::JobParts {
                 store: self.store.clone(),
                 executor: self.executor.clone(),
+                fetcher: self.fetcher.clone(),
                 context,
                 no_cache: self.options.no_cache,
                 max_parallelism: self.options.max_parallelism,

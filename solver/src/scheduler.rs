@@ -30,6 +30,7 @@ use dray_llb::{Digest, Node, Op, SourceId};
 use crate::cachemap;
 use crate::error::{OpError, SolveError};
 use crate::executor::{Executor, LogSink};
+use crate::fetch::BlobFetcher;
 use crate::fs::Tree;
 use crate::fs::contenthash::{ContentSelector, StoreMemo, checksum};
 use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
@@ -104,6 +105,8 @@ pub(crate) struct Context {
 pub(crate) struct Job {
     pub store: Store,
     pub executor: Arc<dyn Executor>,
+    /// Where missing image layer blobs come from (a registry).
+    pub fetcher: Arc<dyn BlobFetcher>,
     pub context: Option<Context>,
     pub no_cache: bool,
     /// Per-build nonce: the key of local sources.
@@ -128,6 +131,7 @@ pub(crate) struct Job {
 pub(crate) struct JobParts {
     pub store: Store,
     pub executor: Arc<dyn Executor>,
+    pub fetcher: Arc<dyn BlobFetcher>,
     pub context: Option<Context>,
     pub no_cache: bool,
     pub max_parallelism: usize,
@@ -142,6 +146,7 @@ impl Job {
             memo: Arc::new(StoreMemo::new(Some(parts.store.clone()))),
             store: parts.store,
             executor: parts.executor,
+            fetcher: parts.fetcher,
             context: parts.context,
             no_cache: parts.no_cache,
             nonce: crate::nonce(),
@@ -526,6 +531,19 @@ impl Job {
                     .ok_or(OpError::Internal {
                         message: "image source was not resolved".into(),
                     })?;
+                // Lazy pull: only now that a consumer needs the layers are the ones neither
+                // unpacked nor in the content store fetched (architecture B5 step 3).
+                let (store2, img2) = (store.clone(), img.clone());
+                let missing = blocking(move || source::missing_blobs(&store2, &img2)).await?;
+                if let Some((reference, blobs)) = missing {
+                    self.fetcher
+                        .fetch(&reference, &blobs)
+                        .await
+                        .map_err(|source| OpError::Fetch {
+                            reference: img.reference.clone(),
+                            source,
+                        })?;
+                }
                 blocking(move || {
                     Ok(vec![match source::load(&store, &img)? {
                         Some(c) => {

@@ -25,7 +25,7 @@ use serde_json::json;
 
 use crate::cli::{BuildArgs, ExecutorKind, ProgressMode};
 use crate::commands::debug::{parse_build_args, read_dockerfile};
-use crate::commands::output;
+use crate::commands::{output, registry};
 use crate::{diagnostic, ui};
 
 /// `SOURCE_DATE_EPOCH`: the build's notion of "now" for reproducible output.
@@ -87,10 +87,29 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         filename: dockerfile_name.clone(),
         ..ConvertOptions::default()
     };
-    let resolver = StoreImages { store };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let registry = registry::registry(&args.insecure_registries);
+    let image_outputs = output::image_names(&args.outputs);
+    let resolver = registry::RegistryImages {
+        store,
+        registry: &registry,
+        runtime: &runtime,
+        pull: args.pull,
+        pulled: Default::default(),
+    };
     let conversion =
         dray_frontend::convert::convert_source(&source, &options, &resolver).map_err(|err| {
-            diagnostic::render(&dockerfile_name, &source, err.span(), &err.to_string())
+            // The causes too: a registry's answer is the useful part of "failed to resolve".
+            let mut message = err.to_string();
+            let mut next = std::error::Error::source(&err);
+            while let Some(inner) = next {
+                message.push_str(&format!(": {inner}"));
+                next = inner.source();
+            }
+            diagnostic::render(&dockerfile_name, &source, err.span(), &message)
         })?;
 
     // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
@@ -106,6 +125,10 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     }
     let mut solver = Solver::new(store.clone())
         .with_context(LocalSource::new("context", &context, patterns))
+        .with_fetcher(Arc::new(registry::RegistryFetcher {
+            store: store.clone(),
+            registry: registry.clone(),
+        }))
         .with_options(solve_options);
     if let Some(executor) = executor(store, args.executor) {
         solver = solver.with_executor(executor);
@@ -116,22 +139,20 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         args.progress
     };
     let reporter: Arc<dyn Reporter> = Arc::from(ui::reporter(mode));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
     let solved = runtime
         .block_on(solver.solve(&conversion.definition, reporter.as_ref()))
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
 
     let base: Option<BaseImage> = match &conversion.base_image {
-        Some(reference) => Some(
-            dray_image::load_image(store, &reference.to_string())
-                .with_context(|| format!("failed to read the base image {reference}"))?
-                .as_base(),
-        ),
+        Some(reference) => Some(base_image(store, reference)?),
         None => None,
     };
+    if let (Some(base), Some(reference)) = (&base, &conversion.base_image)
+        && (!tags.is_empty() || !args.outputs.is_empty())
+    {
+        registry::ensure_base_blobs(store, &registry, &runtime, reference, &base.layers)?;
+    }
+    resolver.tag_pulled()?;
     let assemble = AssembleOptions::new().with_source_date_epoch(source_date_epoch);
     let built = dray_image::assemble(
         store,
@@ -158,18 +179,37 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
             tags: &tags,
         },
     )?;
+    let mut pushed = Vec::new();
+    for (target, push) in &image_outputs {
+        dray_image::tag_image(store, target, &built)
+            .with_context(|| format!("failed to name the image {target}"))?;
+        if !push {
+            continue;
+        }
+        let report = registry::push_image(store, &target.to_string(), target, &registry)?;
+        registry::print_push(&report)?;
+        pushed.push(report);
+    }
 
     let image_id = built.config_digest.to_string();
     if let Some(path) = &args.iidfile {
         write_file(path, image_id.as_bytes())?;
     }
     if let Some(path) = &args.metadata_file {
-        let names: Vec<String> = tags.iter().map(ToString::to_string).collect();
+        let names: Vec<String> = tags
+            .iter()
+            .chain(image_outputs.iter().map(|(name, _)| name))
+            .map(ToString::to_string)
+            .collect();
         let metadata = json!({
             "containerimage.config.digest": image_id,
             "containerimage.digest": built.manifest_digest.to_string(),
             "image.name": names.join(","),
         });
+        let mut metadata = metadata;
+        if let Some(report) = pushed.first() {
+            metadata["containerimage.pushed.digest"] = json!(report.digest.to_string());
+        }
         write_file(path, serde_json::to_string_pretty(&metadata)?.as_bytes())?;
     }
     // An archive on stdout (`dest=-`) must stay a clean stream.
@@ -228,7 +268,25 @@ fn solve_error(
     anyhow::Error::new(diagnostic::render(file, source, span, &message))
 }
 
-/// Images for `FROM` come from the local store: images dray built or loaded.
+/// The base image's layers and config, by the manifest digest the converter pinned (it may not
+/// be tagged locally: a registry image resolved for this build is named only once pulled).
+fn base_image(store: &Store, reference: &ImageRef) -> Result<BaseImage> {
+    let Some(digest) = reference.digest() else {
+        return Ok(dray_image::load_image(store, &reference.to_string())
+            .with_context(|| format!("failed to read the base image {reference}"))?
+            .as_base());
+    };
+    let manifest = dray_image::manifest::read_manifest(store, digest)
+        .with_context(|| format!("failed to read the base image {reference}"))?;
+    let config = dray_image::manifest::read_config(store, &manifest.config.digest)
+        .with_context(|| format!("failed to read the base image {reference}"))?;
+    Ok(BaseImage {
+        layers: manifest.layers,
+        config,
+    })
+}
+
+/// Images for `FROM` from the local store only (kept for `dray debug llb`).
 pub(crate) struct StoreImages<'a> {
     pub(crate) store: &'a Store,
 }

@@ -7,6 +7,7 @@ mod images;
 pub(crate) mod output;
 mod transfer;
 mod secrets;
+mod registry;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};
@@ -26,6 +27,10 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         Command::Rmi(args) => images::rmi(&open_store(&cli)?, args),
         Command::Save(args) => transfer::save(&open_store(&cli)?, args),
         Command::Load(args) => transfer::load(&open_store(&cli)?, args),
+        Command::Pull(args) => registry::pull(&open_store(&cli)?, args),
+        Command::Push(args) => registry::push(&open_store(&cli)?, args),
+        Command::Login(args) => registry::login(args),
+        Command::Logout(args) => registry::logout(args),
     }
 }
 

@@ -7,6 +7,7 @@
 //! | `docker` | a tar file or `-` | `name=`, `compression=`, `compression-level=`, `force-compression=` |
 //! | `local` | a directory | — |
 //! | `tar` | a tar file or `-` | — |
+//! | `image` (`registry` = `image` with `push=true`) | — | `name=` (required), `push=` |
 //!
 //! As docker does, a value without `=` is a shorthand: `-o DIR` is `type=local,dest=DIR` and
 //! `-o -` is `type=tar,dest=-`. Fields are CSV: quote one that contains a comma
@@ -29,6 +30,9 @@ pub(crate) enum OutputKind {
     Docker,
     Local,
     Tar,
+    /// `type=image`: names the image in the store and, with `push=true` (always for
+    /// `type=registry`), pushes it to each name's registry.
+    Image,
 }
 
 /// Where an output goes.
@@ -50,12 +54,14 @@ pub(crate) struct OutputSpec {
     /// `compression=` / `compression-level=`: `None` keeps the build's default (gzip).
     pub(crate) compression: Option<Compression>,
     pub(crate) force_compression: bool,
+    /// `push=` (image only): push to each name's registry.
+    pub(crate) push: bool,
 }
 
 impl OutputSpec {
     /// Whether this output writes to stdout (then the image ID is not printed there).
     pub(crate) fn to_stdout(&self) -> bool {
-        self.dest == Dest::Stdout
+        self.kind != OutputKind::Image && self.dest == Dest::Stdout
     }
 }
 
@@ -74,6 +80,7 @@ pub(crate) fn parse_output(value: &str) -> Result<OutputSpec, String> {
             names: Vec::new(),
             compression: None,
             force_compression: false,
+            push: false,
         });
     }
     let mut kind = None;
@@ -83,6 +90,7 @@ pub(crate) fn parse_output(value: &str) -> Result<OutputSpec, String> {
     let mut codec: Option<&str> = None;
     let mut level: Option<i32> = None;
     let mut force_compression = false;
+    let mut push = None;
     let fields = split_csv(value)?;
     for field in &fields {
         let (key, val) = field
@@ -96,9 +104,15 @@ pub(crate) fn parse_output(value: &str) -> Result<OutputSpec, String> {
                     "docker" => OutputKind::Docker,
                     "local" => OutputKind::Local,
                     "tar" => OutputKind::Tar,
+                    "image" => OutputKind::Image,
+                    "registry" => {
+                        push = Some(true);
+                        OutputKind::Image
+                    }
                     other => {
                         return Err(format!(
-                            "unknown output type {other:?} (expected oci, docker, local or tar)"
+                            "unknown output type {other:?} (expected oci, docker, local, tar, \
+                             image or registry)"
                         ));
                     }
                 });
@@ -143,10 +157,36 @@ pub(crate) fn parse_output(value: &str) -> Result<OutputSpec, String> {
                 );
             }
             "force-compression" => force_compression = parse_bool("force-compression", val)?,
+            "push" => push = Some(push.unwrap_or(false) || parse_bool("push", val)?),
             other => return Err(format!("unknown output option {other:?}")),
         }
     }
-    let kind = kind.ok_or("missing type= (oci, docker, local or tar)")?;
+    let kind = kind.ok_or("missing type= (oci, docker, local, tar, image or registry)")?;
+    if kind == OutputKind::Image {
+        if dest.is_some() || tar.is_some() {
+            return Err("dest= and tar= do not apply to type=image and type=registry".to_owned());
+        }
+        if codec.is_some() || level.is_some() || force_compression {
+            return Err(
+                "compression options are not supported for type=image and type=registry".to_owned(),
+            );
+        }
+        if names.is_empty() {
+            return Err("type=image and type=registry need name=REGISTRY/NAME:TAG".to_owned());
+        }
+        return Ok(OutputSpec {
+            kind,
+            dest: Dest::Path(PathBuf::new()),
+            tar: false,
+            names,
+            compression: None,
+            force_compression: false,
+            push: push.unwrap_or(false),
+        });
+    }
+    if push.is_some() {
+        return Err("push= applies to type=image only".to_owned());
+    }
     let dest = dest.ok_or("missing dest=")?;
     let archive = matches!(kind, OutputKind::Oci | OutputKind::Docker);
     if !archive && (codec.is_some() || level.is_some() || force_compression || !names.is_empty()) {
@@ -194,7 +234,18 @@ pub(crate) fn parse_output(value: &str) -> Result<OutputSpec, String> {
         names,
         compression,
         force_compression,
+        push: false,
     })
+}
+
+/// The names `type=image`/`type=registry` outputs give the image, each with whether it is
+/// pushed.
+pub(crate) fn image_names(outputs: &[OutputSpec]) -> Vec<(ImageRef, bool)> {
+    outputs
+        .iter()
+        .filter(|o| o.kind == OutputKind::Image)
+        .flat_map(|o| o.names.iter().map(|n| (n.clone(), o.push)))
+        .collect()
 }
 
 fn parse_bool(key: &str, val: &str) -> Result<bool, String> {
@@ -268,6 +319,8 @@ fn export_one(output: &OutputSpec, build: &Exportable<'_>) -> Result<()> {
     let store = build.store;
     let epoch = build.assemble.source_date_epoch;
     match output.kind {
+        // Named (and pushed) by the build command, which owns the registry client.
+        OutputKind::Image => {}
         OutputKind::Local => {
             let Dest::Path(dir) = &output.dest else {
                 anyhow::bail!("a directory output cannot go to stdout");

@@ -10,5 +10,8 @@ mod output;
 mod readers;
 mod save_load;
 mod run_secrets;
+mod registry;
+mod registry_build;
+mod registry_harness;
 mod store;
 mod usage;

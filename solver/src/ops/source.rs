@@ -249,3 +249,51 @@ pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Commit
         None => Ok(None),
     }
 }
+
+/// The layer blobs `load` will need that are neither unpacked (a snapshot chain prefix) nor in
+/// the content store, with the pinned reference to fetch them from; `None` when nothing is
+/// missing or the image is not a registry image in the store (an OCI layout has its own blobs).
+pub(crate) fn missing_blobs(
+    store: &Store,
+    image: &ResolvedImage,
+) -> Result<Option<(ImageRef, Vec<dray_cache::Descriptor>)>, OpError> {
+    if !matches!(image.blobs, BlobSource::Store) {
+        return Ok(None);
+    }
+    let Ok(reference) = ImageRef::parse(&image.reference) else {
+        return Ok(None);
+    };
+    // A missing manifest or config is `load`'s error to report.
+    let Ok(manifest) = dray_image::manifest::read_manifest(store, &image.manifest) else {
+        return Ok(None);
+    };
+    let Ok(config) = dray_image::manifest::read_config(store, &manifest.config.digest) else {
+        return Ok(None);
+    };
+    let local = dray_image::images::LocalImage {
+        manifest_descriptor: dray_cache::Descriptor::new(
+            dray_image::MEDIA_TYPE_MANIFEST,
+            image.manifest,
+            0,
+        ),
+        config_digest: manifest.config.digest,
+        layers: Vec::new(),
+        repo_tags: Vec::new(),
+        size: 0,
+        manifest,
+        config,
+    };
+    let unpacked = dray_image::images::layer_snapshots(store, &local)
+        .map(|chain| chain.len())
+        .unwrap_or(0);
+    let mut missing = Vec::new();
+    for layer in local.manifest.layers.iter().skip(unpacked) {
+        if !store.blobs().contains(&layer.digest)? {
+            missing.push(layer.clone());
+        }
+    }
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((reference.with_digest(image.manifest), missing)))
+}
