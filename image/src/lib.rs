@@ -17,8 +17,14 @@
 //! - [`config`]: layer ChainIDs; [`time`]: RFC 3339 timestamps as Go writes them.
 //! - [`Digest`]: re-exported `dray_llb::Digest`, the one digest type of the workspace.
 //!
-//! Later (architecture B2): the applier (layer tar → snapshot), the archive exporters
-//! (`oci`/`docker` tarballs) and registry pull/push.
+//! - [`apply`]: the safe layer applier — an OCI layer tar (hostile input) into a snapshot
+//!   directory in overlay form or onto a merged root, measuring its `diff_id`;
+//!   [`apply::unpack_layer`] unpacks a base layer into the snapshot named by its ChainID.
+//! - [`layout`]: images in OCI image layout directories (`FROM oci-layout://…`, named
+//!   contexts): resolving a tag or digest, importing blobs into the store.
+//!
+//! Later (architecture B2): the archive exporters (`oci`/`docker` tarballs) and registry
+//! pull/push.
 //!
 //! **What it is not for.** It does not decide *what* goes in a layer — the snapshot directory
 //! already is the diff (architecture B4) — and it does not own storage: blobs, snapshots,
@@ -27,11 +33,13 @@
 
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod assemble;
 pub mod config;
 mod error;
 pub mod images;
 pub mod layer;
+pub mod layout;
 pub mod manifest;
 pub mod time;
 

@@ -119,7 +119,8 @@ impl Default for SolveOptions {
 pub struct Solver {
     store: Store,
     executor: Arc<dyn Executor>,
-    context: Option<LocalSource>,
+    /// The local directories served as `local://<name>` (the build context, named contexts).
+    contexts: Vec<LocalSource>,
     options: SolveOptions,
 }
 
@@ -127,7 +128,7 @@ impl std::fmt::Debug for Solver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Solver")
             .field("store", &self.store.root())
-            .field("context", &self.context)
+            .field("contexts", &self.contexts)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -183,7 +184,7 @@ impl Solver {
         Self {
             store,
             executor: Arc::new(NoExecutor),
-            context: None,
+            contexts: Vec::new(),
             options: SolveOptions::default(),
         }
     }
@@ -194,9 +195,11 @@ impl Solver {
         self
     }
 
-    /// Serves `source` as `local://<name>`.
+    /// Serves `source` as `local://<name>` (besides the directories already given; one given
+    /// earlier under the same name is replaced).
     pub fn with_context(mut self, source: LocalSource) -> Self {
-        self.context = Some(source);
+        self.contexts.retain(|c| c.name != source.name);
+        self.contexts.push(source);
         self
     }
 
@@ -244,19 +247,23 @@ impl Solver {
             })
             .collect();
         let lease = self.store.lease().map_err(SolveError::Store)?;
-        let context = self.context.as_ref().map(|c| scheduler::Context {
-            name: c.name.clone(),
-            tree: fs::Tree::Dir {
-                root: c.dir.clone(),
-                patterns: Arc::new(c.patterns.clone()),
-            },
-        });
+        let contexts = self
+            .contexts
+            .iter()
+            .map(|c| scheduler::Context {
+                name: c.name.clone(),
+                tree: fs::Tree::Dir {
+                    root: c.dir.clone(),
+                    patterns: Arc::new(c.patterns.clone()),
+                },
+            })
+            .collect();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let job = scheduler::Job::new(
             scheduler::JobParts {
                 store: self.store.clone(),
                 executor: self.executor.clone(),
-                context,
+                contexts,
                 no_cache: self.options.no_cache,
                 max_parallelism: self.options.max_parallelism,
                 vertices,

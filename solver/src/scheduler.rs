@@ -93,7 +93,7 @@ impl<V: Clone> OnceMap<V> {
     }
 }
 
-/// The build context as the scheduler serves it.
+/// A local directory (the build context, a named context) as the scheduler serves it.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     pub name: String,
@@ -104,7 +104,7 @@ pub(crate) struct Context {
 pub(crate) struct Job {
     pub store: Store,
     pub executor: Arc<dyn Executor>,
-    pub context: Option<Context>,
+    pub contexts: Vec<Context>,
     pub no_cache: bool,
     /// Per-build nonce: the key of local sources.
     pub nonce: String,
@@ -126,7 +126,7 @@ pub(crate) struct Job {
 pub(crate) struct JobParts {
     pub store: Store,
     pub executor: Arc<dyn Executor>,
-    pub context: Option<Context>,
+    pub contexts: Vec<Context>,
     pub no_cache: bool,
     pub max_parallelism: usize,
     pub vertices: HashMap<Digest, Arc<Vertex>>,
@@ -139,7 +139,7 @@ impl Job {
             memo: Arc::new(StoreMemo::new(Some(parts.store.clone()))),
             store: parts.store,
             executor: parts.executor,
-            context: parts.context,
+            contexts: parts.contexts,
             no_cache: parts.no_cache,
             nonce: crate::nonce(),
             vertices: parts.vertices,
@@ -440,9 +440,9 @@ impl Job {
                     return Ok(Arc::new(vec![ResultRef::empty(self.lease.clone())]));
                 }
                 SourceId::Local { name } => {
-                    let tree = match &self.context {
-                        Some(c) if &c.name == name => c.tree.clone(),
-                        _ => {
+                    let tree = match self.contexts.iter().find(|c| &c.name == name) {
+                        Some(c) => c.tree.clone(),
+                        None => {
                             return Err(self.fail(
                                 &v,
                                 OpError::UnsupportedSource {

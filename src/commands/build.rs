@@ -3,23 +3,27 @@
 //! The data flow of architecture B5, end to end:
 //!
 //! 1. read the Dockerfile and the `.dockerignore` (`<Dockerfile>.dockerignore` first);
-//! 2. convert (the frontend) with base images resolved from the local store;
+//! 2. convert (the frontend) with base images resolved from the local store or OCI layouts,
+//!    and `--build-context` names;
 //! 3. solve the graph (the solver), reporting progress to the chosen renderer;
 //! 4. assemble the image from the head's snapshot chain (image), write its blobs;
 //! 5. tag it with every `-t` name, print its ID, write `--iidfile` / `--metadata-file`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use dray_cache::Store;
-use dray_frontend::convert::{ConvertOptions, ImageResolver, ResolveError, ResolvedImage};
+use dray_frontend::convert::{
+    ConvertOptions, ImageResolver, NamedContext, OCI_LAYOUT_SCHEME, ResolveError, ResolvedImage,
+    ResolvedLayout,
+};
 use dray_frontend::stages::{Platform, ResolveOptions};
 use dray_fsutil::dockerignore::Patterns;
 use dray_image::{AssembleOptions, BaseImage};
-use dray_llb::ImageRef;
+use dray_llb::{ImageRef, SourceId};
 use dray_solver::{LocalSource, Reporter, SolveError, SolveOptions, Solver};
 use serde_json::json;
 
@@ -56,6 +60,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
 
     let build_args = parse_build_args(&args.build_args)?;
+    let (named_contexts, local_contexts) = parse_build_contexts(&args.build_contexts)?;
     let source_date_epoch = source_date_epoch(&build_args)?;
     let mut resolve = ResolveOptions {
         build_args,
@@ -76,12 +81,16 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         labels: parse_labels(&args.labels)?,
         no_cache: args.no_cache,
         filename: dockerfile_name.clone(),
+        named_contexts,
         ..ConvertOptions::default()
     };
-    let resolver = StoreImages { store };
+    let resolver = StoreImages {
+        store,
+        relative_to: context.clone(),
+    };
     let conversion =
         dray_frontend::convert::convert_source(&source, &options, &resolver).map_err(|err| {
-            diagnostic::render(&dockerfile_name, &source, err.span(), &err.to_string())
+            diagnostic::render(&dockerfile_name, &source, err.span(), &with_causes(&err))
         })?;
 
     let mut solve_options = SolveOptions {
@@ -92,9 +101,14 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     if let Some(n) = args.max_parallelism {
         solve_options.max_parallelism = n.max(1);
     }
-    let solver = Solver::new(store.clone())
+    let mut solver = Solver::new(store.clone())
         .with_context(LocalSource::new("context", &context, patterns))
         .with_options(solve_options);
+    for (name, dir) in local_contexts {
+        // buildx sends a named context's files as they are: its own `.dockerignore` only.
+        let patterns = read_dockerignore(&dir, &dir.join("Dockerfile"))?;
+        solver = solver.with_context(LocalSource::new(name, dir, patterns));
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -110,11 +124,28 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
 
     let base: Option<BaseImage> = match &conversion.base_image {
-        Some(reference) => Some(
+        Some(SourceId::Image(reference)) => Some(
             dray_image::load_image(store, &reference.to_string())
                 .with_context(|| format!("failed to read the base image {reference}"))?
                 .as_base(),
         ),
+        // The new image's manifest names the base's layer blobs: the store must hold them
+        // all (the solve copied only those it had to unpack, if any).
+        Some(SourceId::OciLayout { path, reference }) => {
+            let digest = reference
+                .parse()
+                .with_context(|| format!("the base image {path}#{reference} is not pinned"))?;
+            Some(
+                dray_image::layout::import_image(store, Path::new(path), &digest)
+                    .with_context(|| {
+                        format!(
+                            "failed to import the base image {OCI_LAYOUT_SCHEME}{path}@{digest}"
+                        )
+                    })?
+                    .as_base(),
+            )
+        }
+        Some(other) => bail!("unexpected base image source {other}"),
         None => None,
     };
     let assemble = AssembleOptions::new().with_source_date_epoch(source_date_epoch);
@@ -146,6 +177,18 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     }
     writeln!(std::io::stdout().lock(), "{image_id}")?;
     Ok(())
+}
+
+/// An error's message followed by its causes (`a: b: c`), for one-line diagnostics: a resolver
+/// failure says why (`…: OCI layout /srv/l: no image tagged "x" in index.json`).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut next = err.source();
+    while let Some(inner) = next {
+        message.push_str(&format!(": {inner}"));
+        next = inner.source();
+    }
+    message
 }
 
 /// A failed step, shown at its Dockerfile line (the op's source location) when it has one.
@@ -184,9 +227,11 @@ fn solve_error(
     anyhow::Error::new(diagnostic::render(file, source, span, &message))
 }
 
-/// Images for `FROM` come from the local store: images dray built or loaded.
+/// Images for `FROM` come from the local store (images dray built or loaded) or from OCI
+/// layout directories (`oci-layout://PATH`, a relative `PATH` read from `relative_to`).
 pub(crate) struct StoreImages<'a> {
     pub(crate) store: &'a Store,
+    pub(crate) relative_to: PathBuf,
 }
 
 impl ImageResolver for StoreImages<'_> {
@@ -201,6 +246,102 @@ impl ImageResolver for StoreImages<'_> {
             config,
         }))
     }
+
+    fn resolve_layout(
+        &self,
+        layout: &str,
+        platform: &dray_llb::Platform,
+    ) -> Result<Option<ResolvedLayout>, ResolveError> {
+        let layout_ref = dray_image::layout::LayoutRef::parse(layout)?;
+        let dir = self.relative_to.join(&layout_ref.path);
+        // The graph must name the layout the same way whatever the working directory.
+        let dir = std::fs::canonicalize(&dir)
+            .map_err(|e| format!("no OCI layout at {}: {e}", dir.display()))?;
+        let path = dir
+            .to_str()
+            .ok_or_else(|| format!("the OCI layout path {} is not UTF-8", dir.display()))?
+            .to_owned();
+        let manifest_digest = dray_image::layout::resolve(&dir, &layout_ref.reference(), platform)?;
+        let image = dray_image::layout::read_image(&dir, &manifest_digest)?;
+        Ok(Some(ResolvedLayout {
+            path,
+            image: ResolvedImage {
+                manifest_digest,
+                config: image.config,
+            },
+        }))
+    }
+}
+
+/// Local directories to serve to the solver: `(local source name, directory)`.
+type LocalContexts = Vec<(String, PathBuf)>;
+
+/// `--build-context NAME=VALUE` values: the named contexts for the frontend, and the local
+/// directories among them for the solver (by name). Relative paths are taken from the current
+/// directory, as buildx takes them.
+fn parse_build_contexts(
+    values: &[String],
+) -> Result<(BTreeMap<String, NamedContext>, LocalContexts)> {
+    let mut named = BTreeMap::new();
+    let mut locals = Vec::new();
+    for value in values {
+        let Some((name, source)) = value
+            .split_once('=')
+            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+        else {
+            bail!("invalid --build-context {value:?}: expected NAME=VALUE");
+        };
+        if name == "context" {
+            bail!("invalid --build-context {value:?}: `context` is the build context itself");
+        }
+        let context = if let Some(layout) = source.strip_prefix(OCI_LAYOUT_SCHEME) {
+            let mut parsed = dray_image::layout::LayoutRef::parse(layout)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("invalid --build-context {value:?}"))?;
+            let dir = std::fs::canonicalize(&parsed.path).with_context(|| {
+                format!("--build-context {name}: no OCI layout at {}", parsed.path)
+            })?;
+            parsed.path = dir
+                .to_str()
+                .with_context(|| format!("--build-context {name}: the path is not UTF-8"))?
+                .to_owned();
+            NamedContext::OciLayout(layout_text(&parsed))
+        } else if let Some(image) = source.strip_prefix("docker-image://") {
+            ImageRef::parse(image).with_context(|| format!("invalid --build-context {value:?}"))?;
+            NamedContext::Image(image.to_owned())
+        } else if source.contains("://") {
+            bail!(
+                "invalid --build-context {value:?}: expected oci-layout://, docker-image:// or a local directory"
+            );
+        } else {
+            let dir = std::fs::canonicalize(source)
+                .with_context(|| format!("--build-context {name}: no directory {source}"))?;
+            if !dir.is_dir() {
+                bail!("--build-context {name}: {source} is not a directory");
+            }
+            let local = format!("context:{name}");
+            locals.push((local.clone(), dir));
+            NamedContext::Local { name: local }
+        };
+        if named.insert(name.to_owned(), context).is_some() {
+            bail!("--build-context {name} is given twice");
+        }
+    }
+    Ok((named, locals))
+}
+
+/// A layout reference written back as `PATH[:TAG][@DIGEST]`.
+fn layout_text(r: &dray_image::layout::LayoutRef) -> String {
+    let mut out = r.path.clone();
+    if let Some(tag) = &r.tag {
+        out.push(':');
+        out.push_str(tag);
+    }
+    if let Some(digest) = &r.digest {
+        out.push('@');
+        out.push_str(&digest.to_string());
+    }
+    out
 }
 
 /// The `.dockerignore` for this build, or no patterns. Errors name the file and line.

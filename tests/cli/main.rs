@@ -6,5 +6,6 @@ mod build;
 mod debug;
 mod harness;
 mod images;
+mod oci_layout;
 mod store;
 mod usage;
