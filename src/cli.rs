@@ -62,6 +62,11 @@ pub(crate) struct BuildArgs {
     /// Set a build-time variable. `NAME` alone takes the value from the environment.
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
     pub(crate) build_args: Vec<String>,
+    /// Give `FROM NAME` and `COPY --from=NAME` another source, as buildx does: an image in an
+    /// OCI layout (`oci-layout://PATH[:TAG|@DIGEST]`), an image (`docker-image://REF`), or a
+    /// local directory to copy from (`DIR`). Repeatable.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub(crate) build_contexts: Vec<String>,
     /// The stage to build.
     #[arg(long, value_name = "STAGE")]
     pub(crate) target: Option<String>,

@@ -3,7 +3,8 @@
 //!
 //! **Start reading at [`Store`]**: [`Root::resolve`] picks the directory, [`Store::open`]
 //! creates or checks the layout and takes the lock. Then [`ContentStore`] (blobs), [`Store::prepare`] /
-//! [`Store::commit`] (snapshots), [`Store::lookup`] / [`Store::save`] (cache records),
+//! [`Store::commit`] (snapshots), [`Store::claim`] (snapshots with a chosen ID, such as a base
+//! layer's ChainID, prepared by one build at a time), [`Store::lookup`] / [`Store::save`] (cache records),
 //! [`Store::lease`] (GC protection) and [`Store::tag`] (images).
 //!
 //! **What this crate is not**: it does not compute cache keys (the solver does, architecture B3),
@@ -26,7 +27,8 @@
 //! ├── snapshots/<id>/work   # overlay workdir while the snapshot is active; removed on commit
 //! ├── cache-mounts/         # RUN --mount=type=cache directories (owned by the solver)
 //! ├── mounts/               # transient mountpoints for running steps (owned by the sandbox)
-//! ├── tmp/                  # scratch on the same filesystem: index.json temp files, snapshots being deleted
+//! ├── tmp/                  # scratch on the same filesystem: index.json temp files, snapshots being deleted,
+//! │                         #   claim-<id> flock files of snapshots being prepared under a chosen ID
 //! └── metadata.db           # SQLite (WAL, busy_timeout, user_version = SCHEMA_VERSION): see below
 //! ```
 //!
@@ -81,6 +83,7 @@
 #![deny(missing_docs)]
 
 mod blobs;
+mod claim;
 mod db;
 pub mod env;
 mod error;
@@ -93,6 +96,7 @@ mod snapshots;
 mod store;
 
 pub use blobs::{BlobInfo, BlobWriter, ContentStore};
+pub use claim::{Claimed, ClaimedActive};
 pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
 pub use images::{Descriptor, OCI_INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, TaggedImage};

@@ -11,7 +11,8 @@
 //! construction on one machine (pid + start time identify the process, the counter the call), and
 //! the directory is created with `mkdir` that fails on an existing name. They carry no order; use
 //! the `created` column for that. Other IDs (a layer's ChainID such as `sha256:<hex>`) can be used
-//! through [`Store::prepare_with_id`].
+//! through [`Store::claim`], which lets one build at a time prepare them (or
+//! [`Store::prepare_with_id`], where nothing else can race).
 
 use std::collections::HashSet;
 use std::fmt;

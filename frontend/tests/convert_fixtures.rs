@@ -64,7 +64,7 @@ fn multistage() {
     assert_eq!(out.context_paths, ["greet.sh"]);
     assert_eq!(
         out.base_image.unwrap().to_string(),
-        "docker.io/library/alpine:3.20@sha256:1e42bbe2508154c9126d48c2b8a75420c3544343bf86fd041fb7527e017a4b4a"
+        "docker-image://docker.io/library/alpine:3.20@sha256:1e42bbe2508154c9126d48c2b8a75420c3544343bf86fd041fb7527e017a4b4a"
     );
     let copy = file(node_named(
         def,

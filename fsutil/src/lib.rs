@@ -10,6 +10,10 @@
 //! * [`fileop`]: applying file actions (`COPY`, mkdir, mkfile, rm, symlink) onto a fresh
 //!   layer directory in overlayfs upper-dir form, with Docker/BuildKit semantics. Start at
 //!   [`fileop::apply`].
+//! * [`archive`]: tar archives onto a directory — compression detected by content, entries
+//!   written with the extraction directory as their root (no name, symlink or hard link
+//!   leads out of it). `ADD`'s extraction and the OCI layer applier (`dray_image::apply`)
+//!   share it. Start at [`archive::DirExtractor`].
 //! * [`contenthash`]: BuildKit-compatible content digests of paths in a tree, the content part
 //!   of `COPY`'s cache key. Start at [`contenthash::checksum`].
 //!
@@ -71,6 +75,7 @@
 
 #![deny(missing_docs)]
 
+pub mod archive;
 pub mod contenthash;
 pub mod dockerignore;
 mod error;

@@ -100,6 +100,64 @@ pub enum Error {
         /// The highest allowed level.
         max: i32,
     },
+    /// Reading or decompressing a layer's tar stream failed (a truncated or corrupt blob, or a
+    /// tar header that does not parse).
+    #[error("cannot read layer {layer}")]
+    LayerRead {
+        /// The layer (its digest or file).
+        layer: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing an entry of a layer into the target directory failed, or the entry was refused;
+    /// the filesystem error names the entry or the path.
+    #[error("cannot apply layer {layer}")]
+    Apply {
+        /// The layer (its digest or file).
+        layer: String,
+        /// What failed (boxed: it is large, and errors are the rare path).
+        #[source]
+        source: Box<dray_fsutil::Error>,
+    },
+    /// A whiteout entry that names no entry it could hide (`.wh.`, `.wh..`, `.wh...`).
+    #[error("layer {layer}: invalid whiteout entry {}", entry.display())]
+    InvalidWhiteout {
+        /// The layer.
+        layer: String,
+        /// The entry's name as stored in the layer.
+        entry: PathBuf,
+    },
+    /// A layer's uncompressed content does not hash to the diff_id the image config lists
+    /// for it: the blob is not the layer the image was made of.
+    #[error(
+        "layer {layer}: diff_id mismatch: the image config lists {expected}, the layer hashes to {found}"
+    )]
+    DiffIdMismatch {
+        /// The layer.
+        layer: String,
+        /// The diff_id from the image config.
+        expected: Digest,
+        /// The sha256 of the uncompressed tar stream.
+        found: Digest,
+    },
+    /// An OCI image layout directory could not be read, or holds no such image.
+    #[error("OCI layout {}: {problem}", path.display())]
+    Layout {
+        /// The layout directory.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+    /// A file of an OCI image layout could not be read.
+    #[error("cannot read {}", path.display())]
+    LayoutRead {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// A store operation (blob, snapshot, layer record, tag) failed; the store error names the
     /// digest, snapshot or path.
     #[error(transparent)]

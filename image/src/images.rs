@@ -334,7 +334,7 @@ fn is_index(media_type: &str) -> bool {
 
 /// Same os and architecture; variants must agree only when both are given (`arm64` and
 /// `arm64/v8` are the same platform).
-fn platform_matches(found: &Platform, wanted: &Platform) -> bool {
+pub(crate) fn platform_matches(found: &Platform, wanted: &Platform) -> bool {
     let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
         ("arm64", Some("v8")) => None,
         (_, v) => v.map(str::to_owned),

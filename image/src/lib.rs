@@ -19,7 +19,15 @@
 //! - [`config`]: layer ChainIDs; [`time`]: RFC 3339 timestamps as Go writes them.
 //! - [`Digest`]: re-exported `dray_llb::Digest`, the one digest type of the workspace.
 //!
-//! Later (architecture B2): the applier (layer tar → snapshot) and registry pull/push.
+//! - [`apply`]: the safe layer applier — an OCI layer tar (hostile input) into a snapshot
+//!   directory in overlay form or onto a merged root, measuring its `diff_id`;
+//!   [`apply::unpack_layer`] unpacks a base layer into the snapshot named by its ChainID.
+//! - [`layout`]: images in OCI image layout directories (`FROM oci-layout://…`, named
+//!   contexts): resolving a tag or digest, importing blobs into the store.
+//!
+//! - [`export`]: the exporters — OCI and docker archives, OCI layout directories, the final
+//!   filesystem as a directory or a tar — and `dray load`'s verifying import. Registry pull
+//!   and push live in the `dray-registry` crate, which keeps the HTTP stack out of this one.
 //!
 //! **What it is not for.** It does not decide *what* goes in a layer — the snapshot directory
 //! already is the diff (architecture B4) — and it does not own storage: blobs, snapshots,
@@ -28,12 +36,14 @@
 
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod assemble;
 pub mod config;
 mod error;
 pub mod export;
 pub mod images;
 pub mod layer;
+pub mod layout;
 pub mod manifest;
 pub mod time;
 

@@ -100,9 +100,21 @@ pub enum OpError {
         problem: String,
     },
 
-    /// An image layer has no unpacked snapshot in the store (only images dray built have them
-    /// until pulling and unpacking exist).
-    #[error("image {reference}: layer {diff_id} has no unpacked snapshot in the store")]
+    /// Reading an image from an OCI layout, or unpacking one of its layers, failed.
+    #[error("image {reference}")]
+    Image {
+        /// The reference as written in the graph.
+        reference: String,
+        /// What failed (the layout, a layer blob, the applier, a diff_id check).
+        #[source]
+        source: dray_image::Error,
+    },
+
+    /// An image layer has no unpacked snapshot in the store, and its blob, to unpack it from,
+    /// is not there either (pulling from registries comes later).
+    #[error(
+        "image {reference}: layer {diff_id} is not unpacked in the store and its blob is missing"
+    )]
     LayerNotUnpacked {
         /// The reference.
         reference: String,

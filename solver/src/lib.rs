@@ -131,7 +131,8 @@ pub struct Solver {
     store: Store,
     executor: Arc<dyn Executor>,
     fetcher: Arc<dyn BlobFetcher>,
-    context: Option<LocalSource>,
+    /// The local directories served as `local://<name>` (the build context, named contexts).
+    contexts: Vec<LocalSource>,
     options: SolveOptions,
 }
 
@@ -139,7 +140,7 @@ impl std::fmt::Debug for Solver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Solver")
             .field("store", &self.store.root())
-            .field("context", &self.context)
+            .field("contexts", &self.contexts)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -196,7 +197,7 @@ impl Solver {
             store,
             executor: Arc::new(NoExecutor),
             fetcher: Arc::new(NoFetcher),
-            context: None,
+            contexts: Vec::new(),
             options: SolveOptions::default(),
         }
     }
@@ -213,9 +214,11 @@ impl Solver {
         self
     }
 
-    /// Serves `source` as `local://<name>`.
+    /// Serves `source` as `local://<name>` (besides the directories already given; one given
+    /// earlier under the same name is replaced).
     pub fn with_context(mut self, source: LocalSource) -> Self {
-        self.context = Some(source);
+        self.contexts.retain(|c| c.name != source.name);
+        self.contexts.push(source);
         self
     }
 
@@ -269,20 +272,24 @@ impl Solver {
                 .secrets
                 .materialize(&self.store.root().path().join("tmp"))?,
         );
-        let context = self.context.as_ref().map(|c| scheduler::Context {
-            name: c.name.clone(),
-            tree: fs::Tree::Dir {
-                root: c.dir.clone(),
-                patterns: Arc::new(c.patterns.clone()),
-            },
-        });
+        let contexts = self
+            .contexts
+            .iter()
+            .map(|c| scheduler::Context {
+                name: c.name.clone(),
+                tree: fs::Tree::Dir {
+                    root: c.dir.clone(),
+                    patterns: Arc::new(c.patterns.clone()),
+                },
+            })
+            .collect();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let job = scheduler::Job::new(
             scheduler::JobParts {
                 store: self.store.clone(),
                 executor: self.executor.clone(),
                 fetcher: self.fetcher.clone(),
-                context,
+                contexts,
                 no_cache: self.options.no_cache,
                 max_parallelism: self.options.max_parallelism,
                 vertices,

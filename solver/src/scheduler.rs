@@ -94,7 +94,7 @@ impl<V: Clone> OnceMap<V> {
     }
 }
 
-/// The build context as the scheduler serves it.
+/// A local directory (the build context, a named context) as the scheduler serves it.
 #[derive(Debug, Clone)]
 pub(crate) struct Context {
     pub name: String,
@@ -107,7 +107,7 @@ pub(crate) struct Job {
     pub executor: Arc<dyn Executor>,
     /// Where missing image layer blobs come from (a registry).
     pub fetcher: Arc<dyn BlobFetcher>,
-    pub context: Option<Context>,
+    pub contexts: Vec<Context>,
     pub no_cache: bool,
     /// Per-build nonce: the key of local sources.
     pub nonce: String,
@@ -132,7 +132,7 @@ pub(crate) struct JobParts {
     pub store: Store,
     pub executor: Arc<dyn Executor>,
     pub fetcher: Arc<dyn BlobFetcher>,
-    pub context: Option<Context>,
+    pub contexts: Vec<Context>,
     pub no_cache: bool,
     pub max_parallelism: usize,
     pub vertices: HashMap<Digest, Arc<Vertex>>,
@@ -147,7 +147,7 @@ impl Job {
             store: parts.store,
             executor: parts.executor,
             fetcher: parts.fetcher,
-            context: parts.context,
+            contexts: parts.contexts,
             no_cache: parts.no_cache,
             nonce: crate::nonce(),
             vertices: parts.vertices,
@@ -449,9 +449,9 @@ impl Job {
                     return Ok(Arc::new(vec![ResultRef::empty(self.lease.clone())]));
                 }
                 SourceId::Local { name } => {
-                    let tree = match &self.context {
-                        Some(c) if &c.name == name => c.tree.clone(),
-                        _ => {
+                    let tree = match self.contexts.iter().find(|c| &c.name == name) {
+                        Some(c) => c.tree.clone(),
+                        None => {
                             return Err(self.fail(
                                 &v,
                                 OpError::UnsupportedSource {

@@ -3,23 +3,27 @@
 //! The data flow of architecture B5, end to end:
 //!
 //! 1. read the Dockerfile and the `.dockerignore` (`<Dockerfile>.dockerignore` first);
-//! 2. convert (the frontend) with base images resolved from the local store;
+//! 2. convert (the frontend) with base images resolved from the local store or OCI layouts,
+//!    and `--build-context` names;
 //! 3. solve the graph (the solver), reporting progress to the chosen renderer;
 //! 4. assemble the image from the head's snapshot chain (image), write its blobs;
 //! 5. tag it with every `-t` name, print its ID, write `--iidfile` / `--metadata-file`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use dray_cache::Store;
-use dray_frontend::convert::{ConvertOptions, ImageResolver, ResolveError, ResolvedImage};
+use dray_frontend::convert::{
+    ConvertOptions, ImageResolver, NamedContext, OCI_LAYOUT_SCHEME, ResolveError, ResolvedImage,
+    ResolvedLayout,
+};
 use dray_frontend::stages::{Platform, ResolveOptions};
 use dray_fsutil::dockerignore::Patterns;
 use dray_image::{AssembleOptions, BaseImage};
-use dray_llb::ImageRef;
+use dray_llb::{ImageRef, SourceId};
 use dray_solver::{LocalSource, Reporter, SolveError, SolveOptions, Solver};
 use serde_json::json;
 
@@ -58,6 +62,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
 
     let mut build_args = parse_build_args(&args.build_args)?;
+    let (named_contexts, local_contexts) = parse_build_contexts(&args.build_contexts)?;
     let source_date_epoch = source_date_epoch(&build_args)?;
     // As buildx does: the environment's SOURCE_DATE_EPOCH becomes the build argument, so the
     // frontend stamps copied files and WORKDIR directories with it too.
@@ -85,6 +90,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         labels: parse_labels(&args.labels)?,
         no_cache: args.no_cache,
         filename: dockerfile_name.clone(),
+        named_contexts,
         ..ConvertOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,17 +105,11 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         runtime: &runtime,
         pull: args.pull,
         pulled: Default::default(),
+        relative_to: context.clone(),
     };
     let conversion =
         dray_frontend::convert::convert_source(&source, &options, &resolver).map_err(|err| {
-            // The causes too: a registry's answer is the useful part of "failed to resolve".
-            let mut message = err.to_string();
-            let mut next = std::error::Error::source(&err);
-            while let Some(inner) = next {
-                message.push_str(&format!(": {inner}"));
-                next = inner.source();
-            }
-            diagnostic::render(&dockerfile_name, &source, err.span(), &message)
+            diagnostic::render(&dockerfile_name, &source, err.span(), &with_causes(&err))
         })?;
 
     // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
@@ -133,6 +133,11 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     if let Some(executor) = executor(store, args.executor) {
         solver = solver.with_executor(executor);
     }
+    for (name, dir) in local_contexts {
+        // buildx sends a named context's files as they are: its own `.dockerignore` only.
+        let patterns = read_dockerignore(&dir, &dir.join("Dockerfile"))?;
+        solver = solver.with_context(LocalSource::new(name, dir, patterns));
+    }
     let mode = if args.quiet {
         ProgressMode::Quiet
     } else {
@@ -144,10 +149,27 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
 
     let base: Option<BaseImage> = match &conversion.base_image {
-        Some(reference) => Some(base_image(store, reference)?),
+        Some(SourceId::Image(reference)) => Some(base_image(store, reference)?),
+        // The new image's manifest names the base's layer blobs: the store must hold them
+        // all (the solve copied only those it had to unpack, if any).
+        Some(SourceId::OciLayout { path, reference }) => {
+            let digest = reference
+                .parse()
+                .with_context(|| format!("the base image {path}#{reference} is not pinned"))?;
+            Some(
+                dray_image::layout::import_image(store, Path::new(path), &digest)
+                    .with_context(|| {
+                        format!(
+                            "failed to import the base image {OCI_LAYOUT_SCHEME}{path}@{digest}"
+                        )
+                    })?
+                    .as_base(),
+            )
+        }
+        Some(other) => bail!("unexpected base image source {other}"),
         None => None,
     };
-    if let (Some(base), Some(reference)) = (&base, &conversion.base_image)
+    if let (Some(base), Some(SourceId::Image(reference))) = (&base, &conversion.base_image)
         && (!tags.is_empty() || !args.outputs.is_empty())
     {
         registry::ensure_base_blobs(store, &registry, &runtime, reference, &base.layers)?;
@@ -232,6 +254,18 @@ fn executor(store: &Store, kind: ExecutorKind) -> Option<Arc<dyn dray_solver::Ex
     }
 }
 
+/// An error's message followed by its causes (`a: b: c`), for one-line diagnostics: a resolver
+/// failure says why (`…: OCI layout /srv/l: no image tagged "x" in index.json`).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut next = err.source();
+    while let Some(inner) = next {
+        message.push_str(&format!(": {inner}"));
+        next = inner.source();
+    }
+    message
+}
+
 /// A failed step, shown at its Dockerfile line (the op's source location) when it has one.
 fn solve_error(
     err: SolveError,
@@ -286,9 +320,11 @@ fn base_image(store: &Store, reference: &ImageRef) -> Result<BaseImage> {
     })
 }
 
-/// Images for `FROM` from the local store only (kept for `dray debug llb`).
+/// Images for `FROM` come from the local store (images dray built or loaded) or from OCI
+/// layout directories (`oci-layout://PATH`, a relative `PATH` read from `relative_to`).
 pub(crate) struct StoreImages<'a> {
     pub(crate) store: &'a Store,
+    pub(crate) relative_to: PathBuf,
 }
 
 impl ImageResolver for StoreImages<'_> {
@@ -303,6 +339,102 @@ impl ImageResolver for StoreImages<'_> {
             config,
         }))
     }
+
+    fn resolve_layout(
+        &self,
+        layout: &str,
+        platform: &dray_llb::Platform,
+    ) -> Result<Option<ResolvedLayout>, ResolveError> {
+        let layout_ref = dray_image::layout::LayoutRef::parse(layout)?;
+        let dir = self.relative_to.join(&layout_ref.path);
+        // The graph must name the layout the same way whatever the working directory.
+        let dir = std::fs::canonicalize(&dir)
+            .map_err(|e| format!("no OCI layout at {}: {e}", dir.display()))?;
+        let path = dir
+            .to_str()
+            .ok_or_else(|| format!("the OCI layout path {} is not UTF-8", dir.display()))?
+            .to_owned();
+        let manifest_digest = dray_image::layout::resolve(&dir, &layout_ref.reference(), platform)?;
+        let image = dray_image::layout::read_image(&dir, &manifest_digest)?;
+        Ok(Some(ResolvedLayout {
+            path,
+            image: ResolvedImage {
+                manifest_digest,
+                config: image.config,
+            },
+        }))
+    }
+}
+
+/// Local directories to serve to the solver: `(local source name, directory)`.
+type LocalContexts = Vec<(String, PathBuf)>;
+
+/// `--build-context NAME=VALUE` values: the named contexts for the frontend, and the local
+/// directories among them for the solver (by name). Relative paths are taken from the current
+/// directory, as buildx takes them.
+fn parse_build_contexts(
+    values: &[String],
+) -> Result<(BTreeMap<String, NamedContext>, LocalContexts)> {
+    let mut named = BTreeMap::new();
+    let mut locals = Vec::new();
+    for value in values {
+        let Some((name, source)) = value
+            .split_once('=')
+            .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+        else {
+            bail!("invalid --build-context {value:?}: expected NAME=VALUE");
+        };
+        if name == "context" {
+            bail!("invalid --build-context {value:?}: `context` is the build context itself");
+        }
+        let context = if let Some(layout) = source.strip_prefix(OCI_LAYOUT_SCHEME) {
+            let mut parsed = dray_image::layout::LayoutRef::parse(layout)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("invalid --build-context {value:?}"))?;
+            let dir = std::fs::canonicalize(&parsed.path).with_context(|| {
+                format!("--build-context {name}: no OCI layout at {}", parsed.path)
+            })?;
+            parsed.path = dir
+                .to_str()
+                .with_context(|| format!("--build-context {name}: the path is not UTF-8"))?
+                .to_owned();
+            NamedContext::OciLayout(layout_text(&parsed))
+        } else if let Some(image) = source.strip_prefix("docker-image://") {
+            ImageRef::parse(image).with_context(|| format!("invalid --build-context {value:?}"))?;
+            NamedContext::Image(image.to_owned())
+        } else if source.contains("://") {
+            bail!(
+                "invalid --build-context {value:?}: expected oci-layout://, docker-image:// or a local directory"
+            );
+        } else {
+            let dir = std::fs::canonicalize(source)
+                .with_context(|| format!("--build-context {name}: no directory {source}"))?;
+            if !dir.is_dir() {
+                bail!("--build-context {name}: {source} is not a directory");
+            }
+            let local = format!("context:{name}");
+            locals.push((local.clone(), dir));
+            NamedContext::Local { name: local }
+        };
+        if named.insert(name.to_owned(), context).is_some() {
+            bail!("--build-context {name} is given twice");
+        }
+    }
+    Ok((named, locals))
+}
+
+/// A layout reference written back as `PATH[:TAG][@DIGEST]`.
+fn layout_text(r: &dray_image::layout::LayoutRef) -> String {
+    let mut out = r.path.clone();
+    if let Some(tag) = &r.tag {
+        out.push(':');
+        out.push_str(tag);
+    }
+    if let Some(digest) = &r.digest {
+        out.push('@');
+        out.push_str(&digest.to_string());
+    }
+    out
 }
 
 /// The `.dockerignore` for this build, or no patterns. Errors name the file and line.

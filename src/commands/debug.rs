@@ -58,7 +58,13 @@ pub(crate) fn llb(store: &Store, args: &DebugLlbArgs) -> Result<()> {
         filename: name.clone(),
         ..ConvertOptions::default()
     };
-    let conversion = convert_source(&source, &options, &StoreImages { store })
+    // No context directory here: relative `oci-layout://` paths are read from the current
+    // directory.
+    let images = StoreImages {
+        store,
+        relative_to: std::path::PathBuf::from("."),
+    };
+    let conversion = convert_source(&source, &options, &images)
         .map_err(|err| diagnostic::render(&name, &source, err.span(), &err.to_string()))?;
     let text = match args.format {
         GraphFormat::Json => conversion.definition.to_json_pretty(),

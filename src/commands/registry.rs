@@ -186,6 +186,8 @@ pub(crate) struct RegistryImages<'a> {
     pub(crate) pull: bool,
     /// What came from the registry in this build (to name locally once its layers are here).
     pub(crate) pulled: RefCell<Vec<dray_registry::ResolvedImage>>,
+    /// Where a relative `oci-layout://PATH` is read from (the build context).
+    pub(crate) relative_to: std::path::PathBuf,
 }
 
 impl RegistryImages<'_> {
@@ -254,6 +256,18 @@ impl ImageResolver for RegistryImages<'_> {
             },
             Err(e) => Err(Box::new(e)),
         }
+    }
+
+    fn resolve_layout(
+        &self,
+        layout: &str,
+        platform: &Platform,
+    ) -> Result<Option<dray_frontend::convert::ResolvedLayout>, ResolveError> {
+        crate::commands::build::StoreImages {
+            store: self.store,
+            relative_to: self.relative_to.clone(),
+        }
+        .resolve_layout(layout, platform)
     }
 }
 

@@ -13,5 +13,6 @@ mod run_secrets;
 mod registry;
 mod registry_build;
 mod registry_harness;
+mod oci_layout;
 mod store;
 mod usage;

@@ -44,7 +44,7 @@ pub(super) struct StageState {
     /// `--no-cache` applies to this stage.
     pub(super) ignore_cache: bool,
     /// The image at the bottom of the stage's base chain, pinned by digest.
-    pub(super) base_image: Option<dray_llb::ImageRef>,
+    pub(super) base_image: Option<dray_llb::SourceId>,
     /// `SOURCE_DATE_EPOCH`: the modification time of copied files and WORKDIR directories.
     pub(super) epoch: Option<i64>,
 }

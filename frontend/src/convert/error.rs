@@ -44,6 +44,15 @@ pub enum Error {
         /// The instruction that names it.
         span: Span,
     },
+    /// `FROM NAME` where `--build-context NAME=DIR` names a local directory: dray builds
+    /// stages on images and stages only (`COPY --from=NAME` reads the directory).
+    #[error("cannot build on the local build context {name:?}: use it with COPY --from={name}")]
+    LocalContextBase {
+        /// The named context.
+        name: String,
+        /// The FROM.
+        span: Span,
+    },
     /// A platform the op graph cannot carry (it must be `os/arch[/variant]`).
     #[error("invalid platform {platform:?}")]
     InvalidPlatform {
@@ -184,6 +193,7 @@ impl Error {
             Error::ImageNotFound { span, .. }
             | Error::ResolveImage { span, .. }
             | Error::InvalidReference { span, .. }
+            | Error::LocalContextBase { span, .. }
             | Error::InvalidPlatform { span, .. }
             | Error::InvalidStageIndex { span, .. }
             | Error::UrlInCopy { span }

@@ -9,6 +9,7 @@
 //! | instruction | op | image config / history |
 //! |---|---|---|
 //! | `FROM image` | source `docker-image://…@sha256:…` (named `[s 1/n] FROM …`); an image without layers is scratch | the base config (history kept first); env, `WorkingDir`, `User` seed the state; `PATH` added when missing |
+//! | `FROM oci-layout://PATH[:TAG\|@DIGEST]`, or a named context | source `oci-layout://<abs path>#sha256:…` (pinned to the manifest digest; named `FROM oci-layout://<abs path>@sha256:…`) | as for an image |
 //! | `FROM scratch` | source `scratch://` | `Env=[PATH=…]`, `WorkingDir=/` |
 //! | `FROM stage` | that stage's state | that stage's config, its `OnBuild` dropped; its ONBUILD triggers run first |
 //! | `RUN` | exec: `[shell…, "cmd"]` for shell form (SHELL, default `/bin/sh -c`), stage env, cwd, user, mounts, network, security; proxy args beside the env | `RUN [|N a=1 …] argv # buildkit` |
@@ -42,8 +43,11 @@
 //! - Base images come from an [`ImageResolver`] (dray's local store); nothing is pulled.
 //! - Ops carry a platform only when it differs from the target platform (`None` is the build
 //!   default); progress names never carry a platform prefix (no multi-platform builds yet).
-//! - `ADD <git url>`, `RUN --mount=type=secret,env=…`, `RUN --device`, ulimits, extra hosts,
-//!   cgroup parent and named build contexts are refused or absent.
+//! - `ADD <git url>`, `RUN --mount=type=secret,env=…`, `RUN --device`, ulimits, extra hosts
+//!   and cgroup parent are refused or absent.
+//! - Named build contexts ([`NamedContext`]) replace images, never stages (BuildKit lets
+//!   `--build-context NAME` replace a stage named `NAME`); a local-directory context can be
+//!   copied from but not built on.
 //! - A writable bind mount (`rw`) is an output of the exec node; BuildKit discards it
 //!   (`ForceNoOutput`). Its content is still thrown away unless a consumer asks for it.
 //! - `COPY --parents` is encoded as BuildKit encodes it (the part before `/./` as the copy
@@ -67,10 +71,12 @@ mod triggers;
 
 use std::collections::BTreeMap;
 
-use dray_llb::{Definition, ImageConfig, ImageRef, LocalAttrs, Platform, SourceOp, State, marshal};
+use dray_llb::{Definition, ImageConfig, LocalAttrs, Platform, SourceId, SourceOp, State, marshal};
 
 pub use error::{Error, ResolveError};
-pub use images::{ImageResolver, NoImages, ResolvedImage};
+pub use images::{
+    ImageResolver, NamedContext, NoImages, OCI_LAYOUT_SCHEME, ResolvedImage, ResolvedLayout,
+};
 
 use crate::instructions::{Command, Dockerfile, MountType};
 use crate::shell::Lexer;
@@ -78,7 +84,7 @@ use crate::stages::{self, Base, ResolveOptions, ResolvedStage, StageGraph};
 
 use copy::{CopySpec, is_remote};
 use dispatch::{StageState, empty_image, metadata};
-use images::{Memo, llb_platform, split_env};
+use images::{ImageSource, Memo, llb_platform, split_env};
 use run::MountSource;
 
 /// Everything a conversion depends on besides the Dockerfile and the images.
@@ -96,6 +102,9 @@ pub struct ConvertOptions {
     pub no_cache_filter: Vec<String>,
     /// The Dockerfile's name for source locations (`Dockerfile`).
     pub filename: String,
+    /// `--build-context NAME=…`: what `FROM NAME` and `COPY --from=NAME` mean instead of an
+    /// image of that name (see [`NamedContext`]). A stage of that name still wins.
+    pub named_contexts: BTreeMap<String, NamedContext>,
 }
 
 impl Default for ConvertOptions {
@@ -107,6 +116,7 @@ impl Default for ConvertOptions {
             no_cache: false,
             no_cache_filter: Vec::new(),
             filename: "Dockerfile".to_owned(),
+            named_contexts: BTreeMap::new(),
         }
     }
 }
@@ -120,9 +130,11 @@ pub struct Conversion {
     pub image: ImageConfig,
     /// The target's final state (for callers that extend the graph).
     pub state: State,
-    /// The image at the bottom of the target's base chain, pinned by manifest digest; its
-    /// layers are the first layers of the result. `None` for a scratch-based target.
-    pub base_image: Option<ImageRef>,
+    /// The image at the bottom of the target's base chain, pinned by manifest digest (a
+    /// `docker-image://…@sha256:…` source, or an `oci-layout://` one whose reference is the
+    /// manifest digest); its layers are the first layers of the result. `None` for a
+    /// scratch-based target.
+    pub base_image: Option<SourceId>,
     /// The stage graph, with every instruction expanded.
     pub stages: StageGraph,
     /// The context paths the build reads (BuildKit's follow paths); empty means all.
@@ -149,7 +161,7 @@ pub fn convert(
     opts: &ConvertOptions,
     images: &dyn ImageResolver,
 ) -> Result<Conversion, crate::Error> {
-    let memo = Memo::new(images);
+    let memo = Memo::new(images, &opts.named_contexts);
     // BuildKit decides this before image ONBUILD triggers add their sources.
     let single = dockerfile.stages.len() + unregistered_sources(dockerfile) == 1;
     let graph = stages::resolve_with_images(dockerfile, &opts.resolve, &memo)?;
@@ -289,30 +301,66 @@ impl<'a> Converter<'a> {
             })
     }
 
-    /// Resolves an image reference for `platform` into a pinned source state and its config.
+    /// Resolves a base name that is not a stage (a named context, an `oci-layout://` image or
+    /// an image reference) for `platform` into a pinned source state, its config, the pinned
+    /// source and its label, and whether the image has no layers (then the state is scratch).
     fn image_source(
         &self,
         reference: &str,
         platform: &Platform,
         span: crate::Span,
-    ) -> Result<(State, ImageConfig, ImageRef, bool), Error> {
-        let parsed = ImageRef::parse(reference).map_err(|source| Error::InvalidReference {
+    ) -> Result<PinnedImage, Error> {
+        let invalid = |source| Error::InvalidReference {
             reference: reference.to_owned(),
             source,
             span,
-        })?;
-        let resolved = self.memo.get(&parsed, platform, span)?;
-        let pinned = parsed.with_digest(resolved.manifest_digest);
-        let config = &resolved.config;
+        };
+        let source = self.memo.source(reference).map_err(invalid)?;
+        let found = self.memo.get(&source, platform, span)?;
+        let digest = found.image.manifest_digest;
+        let (pinned, label) = match (&source, &found.layout) {
+            (ImageSource::Image(parsed), _) => {
+                let pinned = parsed.with_digest(digest);
+                (SourceId::Image(pinned.clone()), pinned.to_string())
+            }
+            (ImageSource::Layout(_), Some(path)) => (
+                SourceId::OciLayout {
+                    path: path.clone(),
+                    reference: digest.to_string(),
+                },
+                format!("{OCI_LAYOUT_SCHEME}{path}@{digest}"),
+            ),
+            // Only layouts resolve with a path, and local contexts never resolve.
+            _ => {
+                return Err(Error::ImageNotFound {
+                    reference: reference.to_owned(),
+                    span,
+                });
+            }
+        };
+        let config = &found.image.config;
         let no_layers =
             config.rootfs.diff_ids.is_empty() && config.history.iter().all(|h| h.empty_layer);
         let node_platform = (*platform != self.target_platform).then(|| platform.clone());
         let state = if no_layers {
             State::scratch()
         } else {
-            State::source(SourceOp::image(pinned.clone()), node_platform)
+            let op = match &pinned {
+                SourceId::OciLayout { path, reference } => {
+                    SourceOp::oci_layout(path.clone(), reference.clone())
+                }
+                SourceId::Image(r) => SourceOp::image(r.clone()),
+                _ => unreachable!("pinned above"),
+            };
+            State::source(op, node_platform)
         };
-        Ok((state, config.clone(), pinned, no_layers))
+        Ok(PinnedImage {
+            state,
+            config: config.clone(),
+            pinned,
+            label,
+            no_layers,
+        })
     }
 
     fn dispatch_stage(&mut self, rs: &ResolvedStage) -> Result<StageState, crate::Error> {
@@ -380,11 +428,23 @@ impl<'a> Converter<'a> {
                     };
                     if let Base::Image { reference } = &rs.base {
                         st.cmd_total += 1;
-                        let (state, mut config, pinned, no_layers) =
-                            self.image_source(reference, &platform, rs.origin.span)?;
+                        if let Ok(ImageSource::Local(_)) = self.memo.source(reference) {
+                            return Err(Error::LocalContextBase {
+                                name: reference.clone(),
+                                span: rs.origin.span,
+                            }
+                            .into());
+                        }
+                        let PinnedImage {
+                            state,
+                            mut config,
+                            pinned,
+                            label,
+                            no_layers,
+                        } = self.image_source(reference, &platform, rs.origin.span)?;
                         st.state = state;
                         if !no_layers {
-                            let text = format!("FROM {pinned}");
+                            let text = format!("FROM {label}");
                             let label = st.prefix(&text);
                             st.state = st
                                 .state
@@ -541,14 +601,18 @@ impl<'a> Converter<'a> {
     }
 
     /// An image used as a `COPY --from` or `--mount from=` source, for the target platform.
-    /// BuildKit names it `FROM <pinned ref>`, without a step prefix.
+    /// BuildKit names it `FROM <pinned ref>`, without a step prefix. A named context that is a
+    /// local directory is that local source.
     fn extra_image(&self, reference: &str, span: crate::Span) -> Result<State, Error> {
-        let (state, _, pinned, no_layers) =
-            self.image_source(reference, &self.target_platform, span)?;
-        Ok(if no_layers {
-            state
+        if let Ok(ImageSource::Local(name)) = self.memo.source(reference) {
+            return Ok(State::local(name.clone(), LocalAttrs::default())
+                .named(format!("[context {name}] load from client")));
+        }
+        let image = self.image_source(reference, &self.target_platform, span)?;
+        Ok(if image.no_layers {
+            image.state
         } else {
-            state.named(format!("FROM {pinned}"))
+            image.state.named(format!("FROM {}", image.label))
         })
     }
 
@@ -562,6 +626,19 @@ impl<'a> Converter<'a> {
             None => self.extra_image(from, span),
         }
     }
+}
+
+/// A base image resolved and pinned (see [`Converter::image_source`]).
+struct PinnedImage {
+    /// Its source (scratch for an image without layers).
+    state: State,
+    config: ImageConfig,
+    /// The source pinned by manifest digest.
+    pinned: SourceId,
+    /// How progress names it (`docker.io/library/alpine:3@sha256:…`,
+    /// `oci-layout:///srv/l@sha256:…`).
+    label: String,
+    no_layers: bool,
 }
 
 fn chmod(

@@ -30,10 +30,10 @@ pub(super) fn inject(
         let Base::Image { reference } = &rs.base else {
             continue;
         };
-        let Ok(parsed) = dray_llb::ImageRef::parse(reference) else {
+        let Ok(source) = memo.source(reference) else {
             continue; // reported when the stage is converted
         };
-        let Some(config) = memo.peek(&parsed, &llb_platform(&rs.platform)) else {
+        let Some(config) = memo.peek(&source, &llb_platform(&rs.platform)) else {
             continue;
         };
         let triggers = config.config.on_build.unwrap_or_default();
@@ -42,7 +42,7 @@ pub(super) fn inject(
         }
         let fail = |trigger: &str, source: crate::Error| Error::ImageTrigger {
             trigger: trigger.to_owned(),
-            reference: parsed.to_string(),
+            reference: reference.clone(),
             source: Box::new(source),
             span: rs.origin.span,
         };

@@ -49,7 +49,7 @@ mod chmod;
 mod copy;
 mod ops;
 mod unpack;
-mod upper;
+pub(crate) mod upper;
 mod user;
 mod wildcard;
 

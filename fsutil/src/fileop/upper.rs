@@ -1,5 +1,6 @@
 //! The writer of a new layer: every change goes into the upper directory, in overlayfs form.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
@@ -36,12 +37,19 @@ pub(crate) struct Upper<'a> {
     /// The upper directory last written into (see [`ParentCache`]); cleared with the merged
     /// view's top cache whenever a directory is removed.
     parents: ParentCache,
-    lower: &'a ChainTree,
+    lower: Cow<'a, ChainTree>,
     merged: ChainTree,
     /// Directory times to set once all writes are done (creating entries changes them).
     dir_times: BTreeMap<PathBuf, (i64, i64)>,
     /// The xattr that marks a directory opaque.
     opaque_xattr: &'static str,
+    /// `upper` is a diff over layers this writer cannot see (a base-image layer unpacked on
+    /// its own): a whiteout already in `upper` is then the only sign that a lower layer has
+    /// something at its path, so a directory created in its place is made opaque.
+    unknown_lower: bool,
+    /// How many directories and symlinks [`clear_upper`](Self::clear_upper) removed: a path
+    /// resolved earlier is only known to resolve the same while this is unchanged.
+    removals: u64,
 }
 
 fn errno_io(e: rustix::io::Errno) -> std::io::Error {
@@ -57,20 +65,51 @@ fn ts(ns: i64) -> Timespec {
 
 impl<'a> Upper<'a> {
     pub(crate) fn new(upper: &Path, lower: &'a ChainTree, userxattr: bool) -> Result<Upper<'a>> {
+        Upper::with_lower(upper, Cow::Borrowed(lower), userxattr, false)
+    }
+
+    /// A writer of the directory `upper` alone, with nothing below it: a plain directory, or
+    /// (with `unknown_lower`) one layer's diff applied without its parents.
+    pub(crate) fn standalone(
+        upper: &Path,
+        userxattr: bool,
+        unknown_lower: bool,
+    ) -> Result<Upper<'static>> {
+        // Uncached: the empty chain answers every lookup without a system call, and a cache
+        // would only grow with the paths asked about.
+        let nothing = ChainTree::new(std::iter::empty::<&Path>())?.uncached();
+        Upper::with_lower(upper, Cow::Owned(nothing), userxattr, unknown_lower)
+    }
+
+    fn with_lower(
+        upper: &Path,
+        lower: Cow<'a, ChainTree>,
+        userxattr: bool,
+        unknown_lower: bool,
+    ) -> Result<Upper<'a>> {
+        // Only this writer changes `upper` while the view is in use (the step's own
+        // directory), so the view may cache the top's directories.
+        let merged = lower.with_written_top(upper)?;
         Ok(Upper {
             root: DirFd::open_host(upper)?,
             parents: ParentCache::default(),
             lower,
-            // Only this writer changes `upper` while the view is in use (the step's own
-            // directory), so the view may cache the top's directories.
-            merged: lower.with_written_top(upper)?,
+            merged,
             dir_times: BTreeMap::new(),
             opaque_xattr: if userxattr {
                 USER_OPAQUE_XATTR
             } else {
                 OVERLAY_OPAQUE_XATTR
             },
+            unknown_lower,
+            removals: 0,
         })
+    }
+
+    /// A counter that changes whenever a directory or a symlink is removed from upper:
+    /// callers that cache resolved paths compare it.
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// The destination as it looks now: upper over lower.
@@ -141,8 +180,9 @@ impl<'a> Upper<'a> {
     /// replace; the parent is in upper). It is made opaque if anything of lower would show
     /// through at `path` (a whiteout's target, a replaced lower entry).
     pub(crate) fn create_dir(&mut self, path: &Path, mode: u32, owner: Owner) -> Result<()> {
+        let replaces_whiteout = self.unknown_lower && self.upper_is_whiteout(path)?;
         self.clear_upper(path)?;
-        let hides_lower = self.merged.lookup(path)?.is_some();
+        let hides_lower = replaces_whiteout || self.merged.lookup(path)?.is_some();
         let (dir, name) = self.parent(path)?;
         rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
             .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
@@ -153,12 +193,20 @@ impl<'a> Upper<'a> {
         self.set_owner_mode(path, owner.uid, owner.gid, Some(mode), FileKind::Dir)
     }
 
+    /// Whether upper holds a whiteout at `path`.
+    pub(crate) fn upper_is_whiteout(&self, path: &Path) -> Result<bool> {
+        Ok(self.upper_lstat(path)?.is_some_and(|m| m.is_whiteout()))
+    }
+
     /// Removes whatever upper has at `path` (an entry or a whiteout), recursively.
-    fn clear_upper(&mut self, path: &Path) -> Result<()> {
+    pub(crate) fn clear_upper(&mut self, path: &Path) -> Result<()> {
         let Some(meta) = self.upper_lstat(path)? else {
             return Ok(());
         };
         let (dir, name) = self.parent(path)?;
+        if meta.is_dir() || meta.kind == FileKind::Symlink {
+            self.removals += 1;
+        }
         if meta.is_dir() {
             let removed = std::fs::remove_dir_all(dir.proc_path(Some(&name)));
             // Cached descriptors may name what was just removed.
@@ -230,12 +278,27 @@ impl<'a> Upper<'a> {
         Ok(())
     }
 
-    fn whiteout(&mut self, path: &Path) -> Result<()> {
+    /// Creates a whiteout at `path` (the slot must be empty in upper).
+    pub(crate) fn whiteout(&mut self, path: &Path) -> Result<()> {
         let (dir, name) = self.parent(path)?;
         // overlayfs.rst: "A whiteout is created as a character device with 0/0 device
         // number". mknod(2) needs CAP_MKNOD.
         rustix::fs::mknodat(dir.fd(), &name, FileType::CharacterDevice, Mode::empty(), 0)
             .map_err(|e| Error::io("create whiteout", shown(path))(errno_io(e)))
+    }
+
+    /// Marks the upper directory `path` opaque: nothing below it in lower layers shows.
+    pub(crate) fn set_opaque(&mut self, path: &Path) -> Result<()> {
+        let set = if path.as_os_str().is_empty() {
+            // The root's `/proc/self/fd/<n>` is itself a (magic) link: follow it.
+            xattr::set_deref(self.root.proc_path(None), self.opaque_xattr, b"y")
+        } else {
+            // The parent was reached without symlinks, and `lsetxattr(2)` does not follow
+            // `name`.
+            let (dir, name) = self.parent(path)?;
+            xattr::set(dir.proc_path(Some(&name)), self.opaque_xattr, b"y")
+        };
+        set.map_err(Error::io("mark opaque", shown(path)))
     }
 
     /// Creates a regular file (the slot must be empty) and returns it open for writing.

@@ -1,8 +1,13 @@
 //! Source ops: scratch, the build context, and images in the local store or an OCI layout.
 //!
 //! Key computation only *resolves* an image (reference → manifest digest, from `index.json`);
-//! the result step maps its layers to committed snapshots. Registries come later: an image that
-//! is not in the store fails with [`OpError::ImageNotFound`] naming the reference.
+//! the result step ([`load`]) maps its layers to committed snapshots and unpacks the ones that
+//! have none: each missing layer's blob (from the store's `blobs/`, or copied there, verified,
+//! from the OCI layout) is applied into a fresh snapshot, its diff_id checked against the
+//! image config, and only then committed under its ChainID
+//! ([`dray_image::apply::unpack_layer`]). Builds unpacking the same layer at once wait for
+//! each other instead of failing. Registries come later: an image that is not in the store
+//! fails with [`OpError::ImageNotFound`] naming the reference.
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +43,6 @@ pub(crate) struct ResolvedImage {
 #[derive(Deserialize)]
 struct Desc {
     digest: String,
-    #[serde(default)]
-    annotations: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     platform: Option<DescPlatform>,
 }
@@ -79,8 +82,16 @@ fn read_blob(store: &Store, blobs: &BlobSource, digest: &Digest) -> Result<Vec<u
             Ok(store.blobs().read(&d)?)
         }
         BlobSource::Layout(dir) => {
-            let path = dir.join("blobs/sha256").join(digest.hex());
-            std::fs::read(&path).map_err(OpError::io("read", path))
+            let path = dray_image::layout::blob_path(dir, digest);
+            let bytes = std::fs::read(&path).map_err(OpError::io("read", &path))?;
+            // A layout is input, not a store that verified what it holds.
+            if Digest::of(&bytes) != *digest {
+                return Err(bad(
+                    &dir.display().to_string(),
+                    format!("blob {digest} does not match its digest"),
+                ));
+            }
+            Ok(bytes)
         }
     }
 }
@@ -102,21 +113,19 @@ pub(crate) fn resolve(
         }
         SourceId::OciLayout { path, reference } => {
             let name = source.id.to_string();
-            let index_path = Path::new(path).join("index.json");
-            let bytes = std::fs::read(&index_path).map_err(|_| OpError::ImageNotFound {
-                reference: name.clone(),
-            })?;
-            let index: Index = serde_json::from_slice(&bytes)
-                .map_err(|e| bad(&name, format!("{}: {e}", index_path.display())))?;
-            let desc = index
-                .manifests
-                .iter()
-                .find(|d| d.annotations.get(dray_cache::REF_NAME_ANNOTATION) == Some(reference))
-                .ok_or_else(|| OpError::ImageNotFound {
+            let platform = node.platform.clone().unwrap_or_else(host_platform);
+            // A tag (ref-name annotation) or a digest the frontend pinned; indexes are
+            // resolved for the node's platform there, so the key names one image manifest.
+            let manifest = dray_image::layout::resolve(Path::new(path), reference, &platform)
+                .map_err(|source| OpError::Image {
                     reference: name.clone(),
+                    source,
                 })?;
-            let top = parse_digest(&name, &desc.digest)?;
-            (name, top, BlobSource::Layout(PathBuf::from(path)))
+            return Ok(ResolvedImage {
+                reference: name,
+                manifest,
+                blobs: BlobSource::Layout(PathBuf::from(path)),
+            });
         }
         other => {
             return Err(OpError::UnsupportedSource {
@@ -195,10 +204,11 @@ pub(crate) fn host_platform() -> Platform {
     Platform::linux(arch)
 }
 
-/// The image's layers as committed snapshots. The chain is the top layer's snapshot chain, so
-/// it includes snapshots with empty diffs that a dray-built image leaves out of its manifest.
-/// Layers are found as `dray_image` maps them: by ChainID (unpacked base layers) or by their
-/// layer records (images dray built). Unpacking blobs is not implemented yet.
+/// The image's layers as committed snapshots, unpacking the layers that have none. The chain is
+/// the top layer's snapshot chain, so it includes snapshots with empty diffs that a dray-built
+/// image leaves out of its manifest. Layers are found as `dray_image` maps them: by ChainID
+/// (unpacked base layers) or by their layer records (images dray built); the layers after the
+/// longest prefix found are unpacked in order, each under its ChainID.
 pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Committed>, OpError> {
     let r = &image.reference;
     let manifest_bytes =
@@ -216,6 +226,12 @@ pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Commit
             "the config's diff_ids do not match the manifest's layers",
         ));
     }
+    let diff_ids = config
+        .rootfs
+        .diff_ids
+        .iter()
+        .map(|d| parse_digest(r, d))
+        .collect::<Result<Vec<Digest>, _>>()?;
     let local = dray_image::images::LocalImage {
         manifest_descriptor: dray_cache::Descriptor::new(
             dray_image::MEDIA_TYPE_MANIFEST,
@@ -238,16 +254,44 @@ pub(crate) fn load(store: &Store, image: &ResolvedImage) -> Result<Option<Commit
             ),
         )
     })?;
-    if let Some(missing) = local.config.rootfs.diff_ids.get(found.len()) {
-        return Err(OpError::LayerNotUnpacked {
-            reference: r.clone(),
-            diff_id: missing.clone(),
-        });
+    let mut top = match found.last() {
+        Some(id) => Some(store.get(id)?),
+        None => None,
+    };
+    let chain_ids = dray_image::config::chain_ids(&diff_ids);
+    let image_err = |source| OpError::Image {
+        reference: r.clone(),
+        source,
+    };
+    let total = diff_ids.len();
+    for i in found.len()..total {
+        let layer = &local.manifest.layers[i];
+        match &image.blobs {
+            BlobSource::Layout(dir) => {
+                dray_image::layout::import_blob(store, dir, layer).map_err(image_err)?;
+            }
+            BlobSource::Store => {
+                if !store.blobs().contains(&layer.digest)? {
+                    return Err(OpError::LayerNotUnpacked {
+                        reference: r.clone(),
+                        diff_id: diff_ids[i].to_string(),
+                    });
+                }
+            }
+        }
+        let description = format!("{r}: layer {}/{total} {}", i + 1, diff_ids[i]);
+        let unpacked = dray_image::apply::unpack_layer(
+            store,
+            top.as_ref(),
+            &chain_ids[i],
+            &layer.digest,
+            &diff_ids[i],
+            &description,
+        )
+        .map_err(image_err)?;
+        top = Some(unpacked);
     }
-    match found.last() {
-        Some(top) => Ok(Some(store.get(top)?)),
-        None => Ok(None),
-    }
+    Ok(top)
 }
 
 /// The layer blobs `load` will need that are neither unpacked (a snapshot chain prefix) nor in
