@@ -2,53 +2,47 @@
 //! [`Executor`](dray_solver::Executor) seam.
 //!
 //! What this crate is **for**:
-//! - [`NativeExecutor`], the built-in backend: per step a new mount, pid, uts and ipc namespace
-//!   (and a network namespace for `--network=none`), an overlayfs root over the snapshot chain,
-//!   `pivot_root`, a fresh `/proc`, a minimal `/dev`, the docker default capabilities and
-//!   `no_new_privs`;
-//! - the **init helper** ([`init_main`]): the parent never forks inside its multi-threaded tokio
-//!   process; it spawns `/proc/self/exe __sandbox-init` and sends the step's spec over a pipe as
-//!   JSON, and the helper sets up namespaces and mounts and execs the command;
-//! - reusable pieces shared with other backends, in `pub(crate)` modules: overlay options
-//!   (`overlay`), `/etc/hosts` content (`etc`), user and group resolution from the rootfs's
-//!   `/etc/passwd` and `/etc/group` (`user`), the default capability list (`caps`).
+//! - [`NativeExecutor`], the built-in backend: per step new mount, pid, uts and ipc namespaces
+//!   (and a network namespace with only `lo` for `--network=none`), an overlayfs root over the
+//!   snapshot chain, `pivot_root`, a fresh `/proc`, a minimal `/dev`, a read-only `/sys`,
+//!   `/etc/{hosts,hostname,resolv.conf}` bind mounts that never reach the layer, the docker
+//!   default capabilities, `no_new_privs`, a `pids.max` cgroup, and `RUN --mount` (bind, cache,
+//!   tmpfs, secret, ssh);
+//! - the **init helper** ([`init_main`]): the parent never forks inside its multi-threaded
+//!   tokio process; it spawns `/proc/self/exe __sandbox-init` and sends the step's spec over a
+//!   socketpair as JSON; the helper sets up namespaces and mounts, forks pid 1, and execs;
+//! - reusable pieces for other backends, in `pub(crate)` modules: overlay options
+//!   (`overlay`), `/etc` file contents (`etc`), user and group resolution from the rootfs's
+//!   `/etc/passwd` and `/etc/group` (`user`), the default capability set (`caps`).
 //!
 //! What it is **not** for: preparing snapshots (the solver hands in plain paths), or turning
-//! the upper directory into a layer (`dray_image`).
+//! the upper directory into a layer (`dray_image`'s diff writer walks it).
 //!
-//! Where to start: [`NativeExecutor`], then `plan.rs` (mount planning, a pure function tested
-//! without root behind the `Syscall` seam), then `init.rs` (what the helper does, in order).
+//! Where to start: [`NativeExecutor`] (`executor.rs`), then `plan.rs` (the mount plan: a pure
+//! function, unit-tested without root behind the `Syscall` seam in `syscall/`), then
+//! `init.rs` (the helper, step by step) and `container.rs` (pid 1, up to exec).
+//!
+//! `unsafe` is denied in the workspace; this crate allows it only in the modules that need
+//! it (`init`: fork; `container`: close_range; `net`: interface ioctls), each block with a
+//! `// SAFETY:` note.
 
 #![deny(missing_docs)]
 
-use std::path::PathBuf;
+mod caps;
+mod cgroup;
+mod container;
+mod error;
+mod etc;
+mod executor;
+mod init;
+mod net;
+mod overlay;
+mod plan;
+mod spec;
+mod stubs;
+mod syscall;
+mod user;
 
-/// The built-in backend: namespaces and overlayfs, set up by the init helper.
-///
-/// (Skeleton: the executor lands in the next commits.)
-#[derive(Debug, Clone)]
-pub struct NativeExecutor {
-    /// The program started as the init helper, with `__sandbox-init` as its argument.
-    init_program: PathBuf,
-}
-
-impl NativeExecutor {
-    /// An executor that starts `init_program __sandbox-init` for each step (the `dray` binary
-    /// passes `/proc/self/exe`).
-    pub fn new(init_program: impl Into<PathBuf>) -> Self {
-        Self {
-            init_program: init_program.into(),
-        }
-    }
-
-    /// The init helper program.
-    pub fn init_program(&self) -> &std::path::Path {
-        &self.init_program
-    }
-}
-
-/// The init helper's entry point (`dray __sandbox-init`): reads the spec from standard input,
-/// sets up the sandbox and runs the step. Returns the exit code for the helper's process.
-pub fn init_main() -> i32 {
-    127
-}
+pub use error::SandboxError;
+pub use executor::{DEFAULT_PIDS_LIMIT, INIT_ARG, NativeExecutor};
+pub use init::init_main;

@@ -84,6 +84,9 @@ pub struct MountSpec {
     /// For a cache mount: its persistent host directory, `<root>/cache-mounts/<sha256 of id>`
     /// (created by the solver; sharing modes are the executor's to enforce).
     pub cache_dir: Option<PathBuf>,
+    /// For secret and SSH mounts: the host file holding the secret's bytes, or the agent
+    /// socket; never part of a key.
+    pub host_source: Option<PathBuf>,
 }
 
 /// The executor used when no sandbox backend is available: every `RUN` fails with

@@ -20,6 +20,7 @@ use dray_frontend::stages::{Platform, ResolveOptions};
 use dray_fsutil::dockerignore::Patterns;
 use dray_image::{AssembleOptions, BaseImage};
 use dray_llb::ImageRef;
+use dray_sandbox::NativeExecutor;
 use dray_solver::{LocalSource, Reporter, SolveError, SolveOptions, Solver};
 use serde_json::json;
 
@@ -92,7 +93,10 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     if let Some(n) = args.max_parallelism {
         solve_options.max_parallelism = n.max(1);
     }
+    // Each RUN step re-executes this binary as the sandbox's init helper.
+    let executor = Arc::new(NativeExecutor::new("/proc/self/exe"));
     let solver = Solver::new(store.clone())
+        .with_executor(executor)
         .with_context(LocalSource::new("context", &context, patterns))
         .with_options(solve_options);
     let mode = if args.quiet {

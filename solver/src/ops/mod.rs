@@ -165,6 +165,7 @@ pub(crate) async fn exec(
         };
         mounts.push(MountSpec {
             cache_dir,
+            host_source: None,
             local_dir,
             dest: m.dest.clone(),
             lowers: l,
