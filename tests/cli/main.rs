@@ -6,5 +6,8 @@ mod build;
 mod debug;
 mod harness;
 mod images;
+mod run;
+mod run_isolation;
+mod run_mounts;
 mod store;
 mod usage;
