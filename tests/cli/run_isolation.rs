@@ -90,3 +90,59 @@ fn network_none_has_no_route_and_only_loopback() {
     );
     assert_eq!(lines, ["1", "0", "unreachable"]);
 }
+
+#[test]
+fn ctrl_c_kills_the_running_step_and_everything_it_started() {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+
+    let dir = TestDir::new();
+    let marker = format!("{}", std::process::id() * 13 + 29);
+    dir.write(
+        "ctx/Dockerfile",
+        format!("FROM {BASE}\nRUN sleep {marker} & sleep {marker}\n"),
+    );
+    let _ = base_root();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dray"))
+        .current_dir(dir.path())
+        .arg("--root")
+        .arg(base_root())
+        .args(["build", "--progress", "plain", "--no-cache", "ctx"])
+        .stderr(std::process::Stdio::null())
+        // Its own process group, as a terminal's foreground job is: Ctrl-C signals the group.
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while sleepers(&marker) < 2 {
+        assert!(child.try_wait().unwrap().is_none(), "dray ended early");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = child.wait();
+    let start = Instant::now();
+    while sleepers(&marker) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the step's processes outlived dray"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Host processes running `sleep <marker>`.
+fn sleepers(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| *c == format!("sleep\0{marker}\0").into_bytes())
+        .count()
+}
