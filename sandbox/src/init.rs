@@ -365,8 +365,7 @@ impl TempDir {
     /// fixed cost on a busy disk (see `bench/run-steps.sh`).
     fn new() -> io::Result<Self> {
         let shm = Path::new("/dev/shm");
-        let on_tmpfs =
-            rustix::fs::statfs(shm).is_ok_and(|s| s.f_type as i64 == libc::TMPFS_MAGIC as i64);
+        let on_tmpfs = rustix::fs::statfs(shm).is_ok_and(|s| s.f_type == libc::TMPFS_MAGIC);
         let parent = if on_tmpfs {
             shm.to_path_buf()
         } else {
