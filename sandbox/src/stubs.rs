@@ -13,6 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::plan::Stubs;
+use crate::syscall::Times;
 
 /// Removes `stubs` from `upper` (the overlay has been unmounted). `lowers` are top first.
 pub(crate) fn clean(upper: &Path, lowers: &[PathBuf], stubs: &Stubs) {
@@ -29,35 +30,54 @@ pub(crate) fn clean(upper: &Path, lowers: &[PathBuf], stubs: &Stubs) {
             _ => {}
         }
     }
-    for (dir, [atime, mtime]) in &stubs.touched {
+    // Deepest first, so a parent's recorded times are restored after its children are gone.
+    let mut touched: Vec<_> = stubs.touched.iter().collect();
+    touched.sort_by_key(|(dir, _)| std::cmp::Reverse(dir.components().count()));
+    for (dir, times) in touched {
         let path = host(dir);
         if !path.is_dir() {
             continue;
         }
-        let ts = |(s, ns): (i64, i64)| rustix::fs::Timespec {
-            tv_sec: s,
-            tv_nsec: ns,
-        };
-        let _ = rustix::fs::utimensat(
-            rustix::fs::CWD,
-            &path,
-            &rustix::fs::Timestamps {
-                last_access: ts(*atime),
-                last_modification: ts(*mtime),
-            },
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        );
+        set_times(&path, times);
         let mut d = dir.as_path();
         while d != Path::new("/") {
-            if !copied_up_only(&host(d), d, lowers) || fs::remove_dir(host(d)).is_err() {
+            let Some(parent) = d.parent() else { break };
+            if !copied_up_only(&host(d), d, lowers) {
                 break;
             }
-            match d.parent() {
-                Some(p) => d = p,
-                None => break,
+            // Removing an entry changes its directory's times; keep the parent's as they were,
+            // so it can be recognised as unchanged in turn.
+            let parent_times = times_of(&host(parent));
+            if fs::remove_dir(host(d)).is_err() {
+                break;
             }
+            if let Some(t) = parent_times {
+                set_times(&host(parent), &t);
+            }
+            d = parent;
         }
     }
+}
+
+fn times_of(path: &Path) -> Option<Times> {
+    let md = fs::symlink_metadata(path).ok()?;
+    Some([(md.atime(), md.atime_nsec()), (md.mtime(), md.mtime_nsec())])
+}
+
+fn set_times(path: &Path, [atime, mtime]: &Times) {
+    let ts = |(s, ns): (i64, i64)| rustix::fs::Timespec {
+        tv_sec: s,
+        tv_nsec: ns,
+    };
+    let _ = rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &rustix::fs::Timestamps {
+            last_access: ts(*atime),
+            last_modification: ts(*mtime),
+        },
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
 }
 
 /// Whether `path` (in the upper dir) is an empty, non-opaque directory identical in owner,

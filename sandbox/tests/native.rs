@@ -536,3 +536,32 @@ async fn a_chain_deeper_than_one_page_of_options_mounts() {
     spec.rootfs.lowers.splice(0..0, lowers);
     assert_eq!(run_ok(&spec).await, "300\n");
 }
+
+#[tokio::test]
+async fn mount_points_in_existing_directories_leave_no_copied_up_parent() {
+    let root = Root::new();
+    let etc = root.path("lower/etc/ssl");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(root.path("lower/etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    let mut spec = root.spec("cat /etc/hosts > /dev/null && ls /etc/ssl/certs");
+    let cache = root.path("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let mut m = mount(
+        "/etc/ssl/certs",
+        MountKind::Cache {
+            id: "certs".into(),
+            sharing: Sharing::Shared,
+        },
+    );
+    m.cache_dir = Some(cache);
+    spec.mounts.push(m);
+    run_ok(&spec).await;
+    // /etc and /etc/ssl were copied up to hold the stubs; with the stubs gone and their times
+    // restored they are identical to the lower ones, so they are gone too.
+    assert_eq!(root.upper_entries(), Vec::<String>::new());
+
+    // A directory the step really changed stays, with the step's change.
+    let spec = root.spec("touch /etc/new");
+    run_ok(&spec).await;
+    assert_eq!(root.upper_entries(), ["etc", "etc/new"]);
+}
