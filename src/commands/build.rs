@@ -185,7 +185,20 @@ fn solve_error(
         location.start_line as usize,
         location.end_line as usize,
     );
-    anyhow::Error::new(diagnostic::render(file, source, span, &message))
+    let mut rendered = diagnostic::render(file, source, span, &message);
+    // A failed RUN: its last output lines, which a quiet or tty progress did not keep on screen.
+    if let dray_solver::OpError::ExitCode { tail, .. } = cause
+        && !tail.is_empty()
+    {
+        let mut note = String::from("the last lines of its output:\n");
+        for line in tail {
+            note.push_str("  ");
+            note.push_str(line);
+            note.push('\n');
+        }
+        rendered = rendered.with_note(&note);
+    }
+    anyhow::Error::new(rendered)
 }
 
 /// Images for `FROM` come from the local store: images dray built or loaded.

@@ -227,8 +227,12 @@ fn a_failing_command_names_its_line_commits_nothing_and_the_rest_stays_cached() 
         stderr.contains("Dockerfile:3"),
         "the Dockerfile line: {stderr}"
     );
+    // The error ends with the step's last output lines.
+    let (_, note) = stderr
+        .split_once("the last lines of its output:\n")
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
-        stderr.contains("about to fail") && stderr.contains("to stderr"),
+        note.contains("  about to fail\n") && note.contains("  to stderr\n"),
         "{stderr}"
     );
     // Nothing the failed step wrote was kept.
