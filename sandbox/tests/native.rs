@@ -331,11 +331,11 @@ async fn cancelling_kills_the_whole_tree_promptly() {
         }
         assert_eq!(sleepers(&marker), 2);
         cancel.cancel();
+        Instant::now()
     };
-    let start = Instant::now();
-    let (r, ()) = tokio::join!(run, canceller);
+    let (r, cancelled_at) = tokio::join!(run, canceller);
     assert!(r.is_err());
-    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(cancelled_at.elapsed() < Duration::from_secs(5));
     assert_eq!(sleepers(&marker), 0);
 }
 
@@ -495,15 +495,21 @@ async fn cache_mounts_persist_and_private_ones_split_under_concurrency() {
     assert_eq!(run_ok(&spec).await, "2\n");
     assert_eq!(root.upper_entries(), Vec::<String>::new());
 
-    // Two private users at once: the second gets a directory of its own.
-    let mut slow = root.spec("touch /cache/mine-$RANDOM; sleep 1");
+    // Two private users at once: the second gets a directory of its own. The first holds the
+    // directory until the test says so, so there is no timing to get wrong.
+    let mut slow =
+        root.spec("touch /cache/started; while [ ! -e /cache/release ]; do sleep 0.05; done");
     slow.mounts = vec![cache_mount(Sharing::Private)];
     let root2 = Root::new();
     let mut other = root2.spec("ls /cache | wc -l");
     other.mounts = vec![cache_mount(Sharing::Private)];
     let (a, b) = tokio::join!(run_ok(&slow), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        run_ok(&other).await
+        while !cache.join("started").exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let out = run_ok(&other).await;
+        std::fs::write(cache.join("release"), "").unwrap();
+        out
     });
     assert_eq!(a, "");
     assert_eq!(b, "0\n", "the private copy is empty");
