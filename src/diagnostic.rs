@@ -24,6 +24,15 @@ impl fmt::Display for Rendered {
 
 impl std::error::Error for Rendered {}
 
+impl Rendered {
+    /// Appends `note` (one or more lines) after the snippet.
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.text.push_str(note.trim_end());
+        self.text.push('\n');
+        self
+    }
+}
+
 /// Renders `message` about `span` of the Dockerfile `file` whose bytes are `source`.
 ///
 /// The first line is `error: FILE:LINE:COLUMN: MESSAGE`, so the location survives even when the

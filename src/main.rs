@@ -11,10 +11,15 @@
 //! | `dray-cache` (`cache/`) | the on-disk store: blobs, snapshots, SQLite index, tagged images |
 //! | `dray-image` (`image/`) | layer writing, image assembly, the local image commands |
 //! | `dray-fsutil` (`fsutil/`) | `.dockerignore`, in-root trees, file operations, content hashes |
+//! | `dray-sandbox` (`sandbox/`) | runs `RUN` steps: namespaces, overlayfs, the `__sandbox-init` helper |
 //!
 //! In this crate: [`cli`] holds the clap types only, `commands/<verb>.rs` one command each
 //! (`build` shows the whole data flow), [`ui`] renders progress (tty, plain, rawjson), and
 //! [`diagnostic`] renders Dockerfile errors with file, line, column and a caret snippet.
+//!
+//! `dray __sandbox-init` is a hidden subcommand: the sandbox's init helper, which `dray build`
+//! starts as `/proc/self/exe __sandbox-init` for each `RUN` step (see `dray_sandbox`). It is
+//! matched before any argument parsing, so the helper stays a small single-threaded process.
 //!
 //! Exit codes: 0 success, 1 the command failed (a bad Dockerfile, a failed build), 2 bad
 //! command-line usage (clap's own exit code).
@@ -30,6 +35,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(dray_sandbox::INIT_ARG)) {
+        return ExitCode::from(u8::try_from(dray_sandbox::init_main()).unwrap_or(1));
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

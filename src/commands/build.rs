@@ -24,6 +24,7 @@ use dray_frontend::stages::{Platform, ResolveOptions};
 use dray_fsutil::dockerignore::Patterns;
 use dray_image::{AssembleOptions, BaseImage};
 use dray_llb::{ImageRef, SourceId};
+use dray_sandbox::NativeExecutor;
 use dray_solver::{LocalSource, Reporter, SolveError, SolveOptions, Solver};
 use serde_json::json;
 
@@ -124,15 +125,13 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         solve_options.max_parallelism = n.max(1);
     }
     let mut solver = Solver::new(store.clone())
+        .with_executor(executor(store, args.executor))
         .with_context(LocalSource::new("context", &context, patterns))
         .with_fetcher(Arc::new(registry::RegistryFetcher {
             store: store.clone(),
             registry: registry.clone(),
         }))
         .with_options(solve_options);
-    if let Some(executor) = executor(store, args.executor) {
-        solver = solver.with_executor(executor);
-    }
     for (name, dir) in local_contexts {
         // buildx sends a named context's files as they are: its own `.dockerignore` only.
         let patterns = read_dockerignore(&dir, &dir.join("Dockerfile"))?;
@@ -241,16 +240,17 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// The `--executor` backend; `None` keeps the solver's default.
-fn executor(store: &Store, kind: ExecutorKind) -> Option<Arc<dyn dray_solver::Executor>> {
+/// The `--executor` backend.
+fn executor(store: &Store, kind: ExecutorKind) -> Arc<dyn dray_solver::Executor> {
     match kind {
-        ExecutorKind::Native => None,
+        // Each RUN step re-executes this binary as the sandbox's init helper.
+        ExecutorKind::Native => Arc::new(NativeExecutor::new("/proc/self/exe")),
         // runc's state and the step bundles live in `<root>/mounts/runc` (the store's
         // transient mount points, owned by the sandbox).
-        ExecutorKind::Runc => Some(Arc::new(dray_sandbox::runc::RuncExecutor::new(
+        ExecutorKind::Runc => Arc::new(dray_sandbox::runc::RuncExecutor::new(
             dray_sandbox::runc::RuncExecutor::DEFAULT_RUNC,
             store.root().path().join("mounts").join("runc"),
-        ))),
+        )),
     }
 }
 
@@ -299,7 +299,20 @@ fn solve_error(
         location.start_line as usize,
         location.end_line as usize,
     );
-    anyhow::Error::new(diagnostic::render(file, source, span, &message))
+    let mut rendered = diagnostic::render(file, source, span, &message);
+    // A failed RUN: its last output lines, which a quiet or tty progress did not keep on screen.
+    if let dray_solver::OpError::ExitCode { tail, .. } = cause
+        && !tail.is_empty()
+    {
+        let mut note = String::from("the last lines of its output:\n");
+        for line in tail {
+            note.push_str("  ");
+            note.push_str(line);
+            note.push('\n');
+        }
+        rendered = rendered.with_note(&note);
+    }
+    anyhow::Error::new(rendered)
 }
 
 /// The base image's layers and config, by the manifest digest the converter pinned (it may not

@@ -14,5 +14,8 @@ mod registry;
 mod registry_build;
 mod registry_harness;
 mod oci_layout;
+mod run;
+mod run_isolation;
+mod run_mounts;
 mod store;
 mod usage;

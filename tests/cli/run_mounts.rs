@@ -1,0 +1,111 @@
+//! `RUN --mount` through the native sandbox: bind (context, stage), cache, tmpfs, secret.
+//! Their contents never reach a layer. (A writable `rw` bind is exercised in
+//! `sandbox/tests/native.rs`: the solver still refuses exec nodes whose non-root mounts are
+//! outputs, which is how the frontend encodes `rw`.)
+
+use crate::harness::{TestDir, text};
+use crate::run::{BASE, base_root, build_in, build_ok, layers, unique};
+
+#[test]
+fn bind_mounts_read_the_context_and_stages_and_discard_writes() {
+    let dir = TestDir::new();
+    dir.write("ctx/data/hello.txt", "from the context\n");
+    let name = unique("bind");
+    build_ok(
+        base_root(),
+        &dir,
+        &format!(
+            "FROM {BASE} AS stage\n\
+             RUN mkdir /out && echo from a stage > /out/s.txt\n\
+             FROM {BASE}\n\
+             RUN --mount=type=bind,target=/ctx cat /ctx/data/hello.txt > /copied.txt \
+                 && (touch /ctx/new 2>/dev/null && echo writable || echo read-only) >> /copied.txt\n\
+             RUN --mount=type=bind,from=stage,source=/out,target=/in cat /in/s.txt > /staged.txt\n"
+        ),
+        &["-t", &name],
+    );
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(files["copied.txt"].data, b"from the context\nread-only\n");
+    assert_eq!(files["staged.txt"].data, b"from a stage\n");
+    assert!(!dir.path().join("ctx/new").exists());
+    for layer in layers(base_root(), &name).iter().skip(2) {
+        for e in layer {
+            assert!(
+                !e.path.starts_with("ctx") && !e.path.starts_with("in"),
+                "{e:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
+    let dir = TestDir::new();
+    let id = unique("cache-id");
+    let name = unique("cache");
+    let step = |n: u32| {
+        format!(
+            "FROM {BASE}\n\
+             RUN --mount=type=cache,id={id},target=/var/cache/app \
+                 echo run {n} >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n"
+        )
+    };
+    build_ok(base_root(), &dir, &step(1), &["-t", &name]);
+    build_ok(base_root(), &dir, &step(2), &["-t", &name]);
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(files["count"].data, b"2\n");
+    let last = layers(base_root(), &name).pop().unwrap();
+    assert_eq!(
+        last.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        ["count"],
+        "neither the cache's content nor its mount point"
+    );
+}
+
+#[test]
+fn tmpfs_mounts_are_sized_and_empty_afterwards() {
+    let dir = TestDir::new();
+    let name = unique("tmpfs");
+    build_ok(
+        base_root(),
+        &dir,
+        &format!(
+            "FROM {BASE}\n\
+             RUN --mount=type=tmpfs,target=/scratch,size=1m \
+                 (dd if=/dev/zero of=/scratch/big bs=1M count=2 2>/dev/null && echo fit || echo full) > /result\n"
+        ),
+        &["-t", &name],
+    );
+    let last = layers(base_root(), &name).pop().unwrap();
+    assert_eq!(
+        last.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+        ["result"]
+    );
+    assert_eq!(last[0].data, b"full\n");
+}
+
+#[test]
+fn a_missing_required_secret_is_an_error_naming_it_and_its_line() {
+    let dir = TestDir::new();
+    let out = build_in(
+        base_root(),
+        &dir,
+        &format!(
+            "FROM {BASE}\n\
+             RUN --mount=type=secret,id=optional-token cat /run/secrets/optional-token 2>/dev/null || echo absent\n\
+             RUN --mount=type=secret,id=deploy-key,required=true cat /run/secrets/deploy-key\n"
+        ),
+        &[],
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("secret \"deploy-key\" is required"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Dockerfile:3"), "{stderr}");
+    assert!(
+        stderr.contains("absent"),
+        "an optional secret may be missing: {stderr}"
+    );
+}
