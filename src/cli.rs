@@ -34,6 +34,12 @@ pub(crate) enum Command {
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Inspect and manage the layer cache.
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
+    /// Show recorded builds: their steps, cache hits and logs.
+    #[command(subcommand)]
+    Builds(crate::commands::builds::BuildsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +83,10 @@ pub(crate) struct BuildArgs {
     /// How many steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N")]
     pub(crate) max_parallelism: Option<usize>,
+    /// After the build, explain every cache miss: the first thing that differs from the
+    /// closest earlier record of the same step.
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
 }
 
 /// How build progress is shown.

@@ -3,7 +3,9 @@
 //! `ls` reads only the database, `index.json` and the tagged manifests (no tree walks except
 //! cache mounts), so it stays fast on large stores. `du` walks everything under the root and
 //! counts as `du -sb` does: the apparent size (`st_size`) of every entry, directories included,
-//! each inode once, symlinks not followed, so its total agrees with `du -sb <root>`.
+//! each inode once, symlinks not followed, so its total agrees with `du -sb <root>` taken while
+//! no dray runs (SQLite's `-wal` and `-shm` files, which exist only while the database is
+//! open, are left out).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -205,6 +207,8 @@ impl Store {
                     let dir_bytes = walk(&path, &mut seen, false)?;
                     add(&mut du, "blobs", dir_bytes, false);
                     let sha = path.join("sha256");
+                    let dir_bytes = walk(&sha, &mut seen, false)?;
+                    add(&mut du, "blobs", dir_bytes, false);
                     let Ok(rd) = fs::read_dir(&sha) else { continue };
                     for blob in rd.flatten() {
                         let bytes = walk(&blob.path(), &mut seen, true)?;
@@ -236,6 +240,9 @@ impl Store {
                         add(&mut du, "cache-mounts", bytes, true);
                     }
                 }
+                // SQLite's write-ahead log and shared-memory index exist only while a process
+                // has the database open (this one, now), and go when the last one closes it.
+                "metadata.db-wal" | "metadata.db-shm" => {}
                 n if n.starts_with("metadata.db") => {
                     let bytes = walk(&path, &mut seen, true)?;
                     add(&mut du, "metadata", bytes, false);
