@@ -526,3 +526,49 @@ mod erased {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.db");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(crate::db::SCHEMA).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO snapshots VALUES ('s1', NULL, 'diff', 'd', 1, 0)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO cache_keys VALUES ('sha256:00', 's1', '{}', 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = crate::db::open(&path, crate::SCHEMA_VERSION).unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let (snapshot, location): (String, Option<String>) = conn
+            .query_row("SELECT snapshot, location FROM cache_keys", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((snapshot.as_str(), location), ("s1", None), "old rows are kept");
+        let builds: i64 = conn
+            .query_row("SELECT count(*) FROM builds", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(builds, 0);
+        drop(conn);
+        // Opening again is a no-op; a newer version is refused.
+        drop(crate::db::open(&path, crate::SCHEMA_VERSION).unwrap());
+        let err = crate::db::open(&path, 1).unwrap_err();
+        assert!(matches!(err, Error::SchemaVersion { found: 2, expected: 1, .. }), "{err}");
+    }
+}

@@ -19,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The schema (version [`crate::SCHEMA_VERSION`]). Times are milliseconds since the Unix epoch.
 /// Digests are `sha256:<hex>` text. See the crate docs for the table.
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE snapshots (
     id          TEXT PRIMARY KEY,
     parent      TEXT REFERENCES snapshots(id),

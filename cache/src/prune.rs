@@ -440,3 +440,51 @@ impl<'a> Sweep<'a> {
         Ok(freed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::Root;
+
+    fn snapshot(store: &Store, name: &str) -> crate::Committed {
+        let a = store.prepare(None).unwrap();
+        fs::write(a.fs().join(name), name).unwrap();
+        store.commit(a, name).unwrap()
+    }
+
+    #[test]
+    fn prune_keeps_what_a_live_lease_holds_and_needs_the_exclusive_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::at(dir.path());
+        let shared = Store::open(&root).unwrap();
+        assert!(matches!(
+            shared.prune(&PruneOptions::default()),
+            Err(Error::NeedsExclusive { .. })
+        ));
+        drop(shared);
+        let store = Store::open_exclusive(&root).unwrap();
+        let (held, free) = (snapshot(&store, "held"), snapshot(&store, "free"));
+        let (k1, k2) = (Digest::of("k1"), Digest::of("k2"));
+        store.save(&k1, "{}", &held).unwrap();
+        store.save(&k2, "{}", &free).unwrap();
+        let lease = store.lease().unwrap();
+        lease.protect(&held).unwrap();
+        let all = PruneOptions {
+            all: true,
+            ..PruneOptions::default()
+        };
+        let report = store.prune(&all).unwrap();
+        assert_eq!(report.count("record"), 1);
+        assert_eq!(report.kept_referenced, 1);
+        assert!(store.cache_record(&k1).unwrap().is_some());
+        assert!(store.get(&held.id).is_ok());
+        assert!(store.cache_record(&k2).unwrap().is_none());
+        assert!(store.get(&free.id).is_err());
+        assert!(!store.fs_path(&free.id).exists());
+        drop(lease);
+        let report = store.prune(&all).unwrap();
+        assert_eq!(report.count("record"), 1);
+        assert_eq!(report.count("snapshot"), 1);
+        assert!(store.list_snapshots().unwrap().is_empty());
+    }
+}
