@@ -560,7 +560,11 @@ mod tests {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        assert_eq!((snapshot.as_str(), location), ("s1", None), "old rows are kept");
+        assert_eq!(
+            (snapshot.as_str(), location),
+            ("s1", None),
+            "old rows are kept"
+        );
         let builds: i64 = conn
             .query_row("SELECT count(*) FROM builds", [], |r| r.get(0))
             .unwrap();
@@ -569,6 +573,16 @@ mod tests {
         // Opening again is a no-op; a newer version is refused.
         drop(crate::db::open(&path, crate::SCHEMA_VERSION).unwrap());
         let err = crate::db::open(&path, 1).unwrap_err();
-        assert!(matches!(err, Error::SchemaVersion { found: 2, expected: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::SchemaVersion {
+                    found: 2,
+                    expected: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -90,7 +90,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => return None,
     };
-    (num >= 0.0).then(|| (num * mult) as u64)
+    (num >= 0.0).then_some((num * mult) as u64)
 }
 
 /// `90s`, `30m`, `48h`, `60d`, `2w`, `1h30m`; a bare number is seconds.
@@ -411,7 +411,10 @@ mod tests {
         assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("48h"), Some(Duration::from_secs(48 * 3600)));
         assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("60d"), Some(Duration::from_secs(60 * 86_400)));
+        assert_eq!(
+            parse_duration("60d"),
+            Some(Duration::from_secs(60 * 86_400))
+        );
         assert_eq!(parse_duration("2 fortnights"), None);
         assert_eq!(parse_duration(""), None);
     }

@@ -191,8 +191,7 @@ impl Store {
                 PruneFilter::Kind(k) => &r.kind == k,
                 PruneFilter::Dockerfile(p) => {
                     let by_build = dockerfiles.get(&r.key).is_some_and(|set| {
-                        set.iter()
-                            .any(|d| d == p || d.ends_with(&format!("/{p}")))
+                        set.iter().any(|d| d == p || d.ends_with(&format!("/{p}")))
                     });
                     let by_location = r
                         .location
@@ -211,9 +210,7 @@ impl Store {
                 report.kept_referenced += 1;
                 continue;
             }
-            let old = opts
-                .keep_duration
-                .is_some_and(|d| r.last_used + d < now);
+            let old = opts.keep_duration.is_some_and(|d| r.last_used + d < now);
             let over = opts.keep_storage.is_some_and(|s| total > s);
             let unlimited = opts.keep_duration.is_none() && opts.keep_storage.is_none();
             if !(unlimited || old || over) {
@@ -358,12 +355,7 @@ impl<'a> Sweep<'a> {
 
     /// Snapshot bytes plus blob bytes.
     fn total_size(&self) -> Result<u64> {
-        let snapshots: u64 = self
-            .store
-            .list_snapshots()?
-            .iter()
-            .map(|s| s.size)
-            .sum();
+        let snapshots: u64 = self.store.list_snapshots()?.iter().map(|s| s.size).sum();
         let blobs: u64 = self
             .store
             .blobs()
@@ -405,10 +397,7 @@ impl<'a> Sweep<'a> {
             {
                 break;
             }
-            let size = self
-                .store
-                .snapshot_info(&s)?
-                .map_or(0, |i| i.size)
+            let size = self.store.snapshot_info(&s)?.map_or(0, |i| i.size)
                 + self
                     .store
                     .layers(&s)?

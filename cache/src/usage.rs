@@ -85,7 +85,14 @@ impl Store {
                 )
                 .map_err(Error::db("list cache records"))?;
             stmt.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .and_then(|rows| rows.collect())
             .map_err(Error::db("list cache records"))?
@@ -99,7 +106,12 @@ impl Store {
                 .map(|s| s.iter().cloned().collect())
                 .unwrap_or_default();
             out.push(CacheEntry {
-                usage: key.parse().ok().and_then(|k| usage.get(&k)).copied().unwrap_or(0),
+                usage: key
+                    .parse()
+                    .ok()
+                    .and_then(|k| usage.get(&k))
+                    .copied()
+                    .unwrap_or(0),
                 id: key,
                 kind: record_kind(&value),
                 name: value["name"].as_str().unwrap_or_default().to_owned(),
@@ -222,7 +234,9 @@ impl Store {
                 "snapshots" => {
                     let dir_bytes = walk(&path, &mut seen, false)?;
                     add(&mut du, "snapshots", dir_bytes, false);
-                    let Ok(rd) = fs::read_dir(&path) else { continue };
+                    let Ok(rd) = fs::read_dir(&path) else {
+                        continue;
+                    };
                     for snap in rd.flatten() {
                         let bytes = walk(&snap.path(), &mut seen, true)?;
                         let id = SnapshotId::from_db(snap.file_name().to_string_lossy().into());
@@ -234,7 +248,9 @@ impl Store {
                 "cache-mounts" => {
                     let dir_bytes = walk(&path, &mut seen, false)?;
                     add(&mut du, "cache-mounts", dir_bytes, false);
-                    let Ok(rd) = fs::read_dir(&path) else { continue };
+                    let Ok(rd) = fs::read_dir(&path) else {
+                        continue;
+                    };
                     for m in rd.flatten() {
                         let bytes = walk(&m.path(), &mut seen, true)?;
                         add(&mut du, "cache-mounts", bytes, true);
@@ -250,7 +266,9 @@ impl Store {
                 "ingest" | "tmp" => {
                     let dir_bytes = walk(&path, &mut seen, false)?;
                     add(&mut du, "other", dir_bytes, false);
-                    let Ok(rd) = fs::read_dir(&path) else { continue };
+                    let Ok(rd) = fs::read_dir(&path) else {
+                        continue;
+                    };
                     for m in rd.flatten() {
                         let bytes = walk(&m.path(), &mut seen, true)?;
                         add(&mut du, "other", bytes, true);
@@ -262,7 +280,8 @@ impl Store {
                 }
             }
         }
-        du.snapshots.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        du.snapshots
+            .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         Ok(du)
     }
 }

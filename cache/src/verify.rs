@@ -222,11 +222,14 @@ impl Store {
                 layers += 1;
                 let found = good(&l.blob);
                 let detail = match found {
-                    None if corrupt.contains(&l.blob) => Some(format!("blob {} is corrupt", l.blob)),
-                    None => Some(format!("blob {} is missing", l.blob)),
-                    Some(n) if n != l.size => {
-                        Some(format!("blob {} has {n} bytes, the record says {}", l.blob, l.size))
+                    None if corrupt.contains(&l.blob) => {
+                        Some(format!("blob {} is corrupt", l.blob))
                     }
+                    None => Some(format!("blob {} is missing", l.blob)),
+                    Some(n) if n != l.size => Some(format!(
+                        "blob {} has {n} bytes, the record says {}",
+                        l.blob, l.size
+                    )),
                     Some(_) => None,
                 };
                 if let Some(detail) = detail {
@@ -252,9 +255,9 @@ impl Store {
                 let detail = match good(&d) {
                     None if corrupt.contains(&d) => Some(format!("blob {d} is corrupt")),
                     None => Some(format!("blob {d} is missing")),
-                    Some(n) if n != size => {
-                        Some(format!("blob {d} has {n} bytes, its descriptor says {size}"))
-                    }
+                    Some(n) if n != size => Some(format!(
+                        "blob {d} has {n} bytes, its descriptor says {size}"
+                    )),
                     Some(n) => {
                         if n <= 4 * 1024 * 1024
                             && let Ok(bytes) = self.blobs().read(&d)
@@ -283,7 +286,10 @@ impl Store {
             (self.root().ingest_dir(), "an unfinished blob"),
             (self.root().tmp_dir(), "scratch or a half-deleted snapshot"),
         ] {
-            for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))?.flatten() {
+            for entry in fs::read_dir(&dir)
+                .map_err(Error::io("list", &dir))?
+                .flatten()
+            {
                 report.notes.push(format!(
                     "{} is {what} left by a killed process; the next prune deletes it",
                     entry.path().display()
@@ -355,9 +361,7 @@ impl Store {
     fn remove_untrusted_snapshot(&self, id: &SnapshotId) -> Result<()> {
         let doomed: Vec<String> = {
             let mut conn = self.db();
-            let tx = conn
-                .transaction()
-                .map_err(Error::db("begin repair"))?;
+            let tx = conn.transaction().map_err(Error::db("begin repair"))?;
             let doomed: Vec<String> = {
                 let mut stmt = tx
                     .prepare(

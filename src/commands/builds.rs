@@ -61,7 +61,11 @@ fn ls(store: &Store, args: &LsArgs) -> Result<()> {
         return Ok(());
     }
     check_format(&args.format, "table")?;
-    writeln!(out, "{:<12}  {:<15}  {:<6}  {:>8}  {:<12}  DOCKERFILE", "ID", "STARTED", "STATUS", "DURATION", "IMAGE")?;
+    writeln!(
+        out,
+        "{:<12}  {:<15}  {:<6}  {:>8}  {:<12}  DOCKERFILE",
+        "ID", "STARTED", "STATUS", "DURATION", "IMAGE"
+    )?;
     for b in &builds {
         writeln!(
             out,
@@ -69,8 +73,15 @@ fn ls(store: &Store, args: &LsArgs) -> Result<()> {
             b.id,
             ago(b.started),
             if b.ok { "ok" } else { "failed" },
-            format!("{:.1}s", b.finished.duration_since(b.started).unwrap_or_default().as_secs_f64()),
-            b.image.map_or_else(|| "-".to_owned(), |d| d.hex()[..12].to_owned()),
+            format!(
+                "{:.1}s",
+                b.finished
+                    .duration_since(b.started)
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            ),
+            b.image
+                .map_or_else(|| "-".to_owned(), |d| d.hex()[..12].to_owned()),
             b.dockerfile
         )?;
     }
@@ -122,9 +133,21 @@ fn show(store: &Store, args: &ShowArgs) -> Result<()> {
         return Ok(());
     }
     check_format(&args.format, "text")?;
-    writeln!(out, "build {}  ({})", b.id, if b.ok { "ok" } else { "failed" })?;
+    writeln!(
+        out,
+        "build {}  ({})",
+        b.id,
+        if b.ok { "ok" } else { "failed" }
+    )?;
     writeln!(out, "started:    {}", dray_image::rfc3339_system(b.started))?;
-    writeln!(out, "duration:   {:.2}s", b.finished.duration_since(b.started).unwrap_or_default().as_secs_f64())?;
+    writeln!(
+        out,
+        "duration:   {:.2}s",
+        b.finished
+            .duration_since(b.started)
+            .unwrap_or_default()
+            .as_secs_f64()
+    )?;
     writeln!(out, "context:    {}", b.context)?;
     writeln!(out, "dockerfile: {}", b.dockerfile)?;
     if let Some(t) = &b.target {
@@ -146,7 +169,11 @@ fn show(store: &Store, args: &ShowArgs) -> Result<()> {
         writeln!(out, "error:      {}", e.lines().next().unwrap_or_default())?;
     }
     writeln!(out)?;
-    writeln!(out, "{:>3}  {:<6}  {:>7}  {:<12}  {:<14}  STEP", "#", "CACHE", "TIME", "KEY", "LOCATION")?;
+    writeln!(
+        out,
+        "{:>3}  {:<6}  {:>7}  {:<12}  {:<14}  STEP",
+        "#", "CACHE", "TIME", "KEY", "LOCATION"
+    )?;
     for s in &b.steps {
         writeln!(
             out,
@@ -154,7 +181,8 @@ fn show(store: &Store, args: &ShowArgs) -> Result<()> {
             s.index + 1,
             s.status.as_str(),
             format!("{:.2}s", s.duration.as_secs_f64()),
-            s.key.map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
+            s.key
+                .map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
             s.location.as_deref().unwrap_or("-"),
             s.name
         )?;
@@ -173,10 +201,18 @@ fn logs(store: &Store, args: &LogsArgs) -> Result<()> {
         Some(sel) => {
             let picked: Vec<_> = match sel.parse::<usize>() {
                 Ok(n) => b.steps.iter().filter(|s| s.index + 1 == n).collect(),
-                Err(_) => b.steps.iter().filter(|s| s.name.contains(sel.as_str())).collect(),
+                Err(_) => b
+                    .steps
+                    .iter()
+                    .filter(|s| s.name.contains(sel.as_str()))
+                    .collect(),
             };
             if picked.is_empty() {
-                bail!("build {} has no step {sel:?} (see `dray builds show {}`)", b.id, b.id);
+                bail!(
+                    "build {} has no step {sel:?} (see `dray builds show {}`)",
+                    b.id,
+                    b.id
+                );
             }
             picked
         }

@@ -230,7 +230,16 @@ fn ls(store: &Store, args: &LsArgs) -> Result<()> {
     writeln!(
         out,
         "{:<12}  {:<12}  {:<16}  {:<10}  {:>8}  {:<16}  {:<16}  {:>5}  {:<6}  {:<24}  INSTRUCTION",
-        "KEY", "KIND", "LOCATION", "STAGE", "SIZE", "CREATED", "LAST USED", "USES", "IN USE", "IMAGES"
+        "KEY",
+        "KIND",
+        "LOCATION",
+        "STAGE",
+        "SIZE",
+        "CREATED",
+        "LAST USED",
+        "USES",
+        "IN USE",
+        "IMAGES"
     )?;
     for e in &entries {
         writeln!(
@@ -247,7 +256,11 @@ fn ls(store: &Store, args: &LsArgs) -> Result<()> {
             e.last_used.map_or_else(|| "-".to_owned(), ago),
             e.usage,
             if e.in_use { "yes" } else { "no" },
-            if e.images.is_empty() { "-".to_owned() } else { e.images.join(",") },
+            if e.images.is_empty() {
+                "-".to_owned()
+            } else {
+                e.images.join(",")
+            },
             e.name
         )?;
     }
@@ -275,12 +288,21 @@ fn du(store: &Store, args: &DuArgs) -> Result<()> {
             .into_iter()
             .filter(|e| e.snapshot.is_some() && e.kind != "layer")
             .fold(BTreeMap::new(), |mut m, e| {
-                m.entry(e.snapshot.as_ref().map(ToString::to_string).unwrap_or_default())
-                    .or_default()
-                    .push(e);
+                m.entry(
+                    e.snapshot
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
+                )
+                .or_default()
+                .push(e);
                 m
             });
-        writeln!(out, "{:<34}  {:>10}  {:<11}  RECORDS", "SNAPSHOT", "SIZE", "RECLAIMABLE")?;
+        writeln!(
+            out,
+            "{:<34}  {:>10}  {:<11}  RECORDS",
+            "SNAPSHOT", "SIZE", "RECLAIMABLE"
+        )?;
         for (id, bytes, reclaimable) in &usage.snapshots {
             let names: Vec<String> = records
                 .get(id.as_str())
@@ -294,25 +316,56 @@ fn du(store: &Store, args: &DuArgs) -> Result<()> {
                 id.as_str(),
                 human_size(*bytes),
                 if *reclaimable { "yes" } else { "no" },
-                if names.is_empty() { "-".to_owned() } else { names.join("; ") }
+                if names.is_empty() {
+                    "-".to_owned()
+                } else {
+                    names.join("; ")
+                }
             )?;
         }
         writeln!(out)?;
         for (area, bytes) in &usage.areas {
-            writeln!(out, "{:<14} {:>10}  ({bytes} bytes)", format!("{area}:"), human_size(*bytes))?;
+            writeln!(
+                out,
+                "{:<14} {:>10}  ({bytes} bytes)",
+                format!("{area}:"),
+                human_size(*bytes)
+            )?;
         }
         writeln!(out)?;
     }
-    writeln!(out, "Total:         {:>10}  ({} bytes)", human_size(usage.total), usage.total)?;
-    writeln!(out, "Reclaimable:   {:>10}  ({} bytes)", human_size(usage.reclaimable), usage.reclaimable)?;
-    writeln!(out, "In use:        {:>10}  ({} bytes)", human_size(usage.in_use), usage.in_use)?;
+    writeln!(
+        out,
+        "Total:         {:>10}  ({} bytes)",
+        human_size(usage.total),
+        usage.total
+    )?;
+    writeln!(
+        out,
+        "Reclaimable:   {:>10}  ({} bytes)",
+        human_size(usage.reclaimable),
+        usage.reclaimable
+    )?;
+    writeln!(
+        out,
+        "In use:        {:>10}  ({} bytes)",
+        human_size(usage.in_use),
+        usage.in_use
+    )?;
     Ok(())
 }
 
 fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
-    let wanted = args.key.strip_prefix("sha256:").unwrap_or(&args.key).to_ascii_lowercase();
+    let wanted = args
+        .key
+        .strip_prefix("sha256:")
+        .unwrap_or(&args.key)
+        .to_ascii_lowercase();
     if wanted.is_empty() || !wanted.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("invalid cache key {:?}: expected sha256:<hex> or a hex prefix", args.key);
+        bail!(
+            "invalid cache key {:?}: expected sha256:<hex> or a hex prefix",
+            args.key
+        );
     }
     let records = store.cache_records()?;
     let matches: Vec<_> = records
@@ -321,8 +374,15 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
         .collect();
     let record = match matches.as_slice() {
         [one] => *one,
-        [] => bail!("no cache record with key {} (see `dray cache ls`)", args.key),
-        _ => bail!("cache key prefix {} matches {} records; give more characters", args.key, matches.len()),
+        [] => bail!(
+            "no cache record with key {} (see `dray cache ls`)",
+            args.key
+        ),
+        _ => bail!(
+            "cache key prefix {} matches {} records; give more characters",
+            args.key,
+            matches.len()
+        ),
     };
     let entries = store.cache_entries()?;
     let entry = entries.iter().find(|e| e.id == record.key.to_string());
@@ -337,13 +397,28 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
         writeln!(out, "uses:       {}", e.usage)?;
     }
     writeln!(out, "snapshot:   {}", record.snapshot)?;
-    writeln!(out, "created:    {} ({})", dray_image::rfc3339_system(record.created), ago(record.created))?;
-    writeln!(out, "last used:  {} ({})", dray_image::rfc3339_system(record.last_used), ago(record.last_used))?;
+    writeln!(
+        out,
+        "created:    {} ({})",
+        dray_image::rfc3339_system(record.created),
+        ago(record.created)
+    )?;
+    writeln!(
+        out,
+        "last used:  {} ({})",
+        dray_image::rfc3339_system(record.last_used),
+        ago(record.last_used)
+    )?;
     writeln!(out, "\npreimage:")?;
     match &pre {
         Some(p) => {
             writeln!(out, "  schema:   {}", p.schema)?;
-            writeln!(out, "  op:       {} {}", p.cm_digest, dray_solver::key::canonical_json(&p.op).escape_ascii())?;
+            writeln!(
+                out,
+                "  op:       {} {}",
+                p.cm_digest,
+                dray_solver::key::canonical_json(&p.op).escape_ascii()
+            )?;
             writeln!(out, "  output:   {}", p.output)?;
             for (i, d) in p.deps.iter().enumerate() {
                 match d {
@@ -352,10 +427,22 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
                         let name = input
                             .and_then(|r| serde_json::from_str::<Preimage>(&r.preimage).ok())
                             .map_or_else(|| "(no record)".to_owned(), |p| p.name);
-                        writeln!(out, "  input {i}:  key {key}{} -> {name}", if selector.is_empty() { String::new() } else { format!(" selector {selector:?}") })?;
+                        writeln!(
+                            out,
+                            "  input {i}:  key {key}{} -> {name}",
+                            if selector.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" selector {selector:?}")
+                            }
+                        )?;
                     }
                     ResolvedDep::Content { digest, selectors } => {
-                        writeln!(out, "  input {i}:  content {digest} of {}", selectors.join(", "))?;
+                        writeln!(
+                            out,
+                            "  input {i}:  content {digest} of {}",
+                            selectors.join(", ")
+                        )?;
                     }
                 }
             }
@@ -371,7 +458,14 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
         writeln!(out, "  (not exported)")?;
     }
     for l in layers {
-        writeln!(out, "  {} {} ({}), diff_id {}", l.blob, l.media_type, human_size(l.size), l.diff_id)?;
+        writeln!(
+            out,
+            "  {} {} ({}), diff_id {}",
+            l.blob,
+            l.media_type,
+            human_size(l.size),
+            l.diff_id
+        )?;
     }
     writeln!(out, "\nkept because:")?;
     let mut reasons = Vec::new();
@@ -381,14 +475,20 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
         }
         if e.in_use {
             for lease in store.leases()?.into_iter().filter(|l| l.alive) {
-                reasons.push(format!("in use by a running build (process {}, lease {})", lease.pid, lease.id));
+                reasons.push(format!(
+                    "in use by a running build (process {}, lease {})",
+                    lease.pid, lease.id
+                ));
             }
         }
     }
     let policy = GcPolicy::load(store)?;
     if let Some(d) = policy.keep_duration {
         if record.last_used + d > SystemTime::now() {
-            reasons.push(format!("within the keep policy (used in the last {})", human_duration(d)));
+            reasons.push(format!(
+                "within the keep policy (used in the last {})",
+                human_duration(d)
+            ));
         } else {
             reasons.push("older than the keep policy: the next GC may remove it".to_owned());
         }
@@ -403,9 +503,9 @@ fn inspect(store: &Store, args: &InspectArgs) -> Result<()> {
 
 fn human_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s % 86_400 == 0 && s > 0 {
+    if s.is_multiple_of(86_400) && s > 0 {
         format!("{} days", s / 86_400)
-    } else if s % 3600 == 0 && s > 0 {
+    } else if s.is_multiple_of(3600) && s > 0 {
         format!("{} hours", s / 3600)
     } else {
         format!("{s} seconds")
@@ -418,17 +518,36 @@ fn parse_prune(args: &PruneArgs) -> Result<PruneOptions> {
         ..PruneOptions::default()
     };
     if let Some(s) = &args.keep_storage {
-        opts.keep_storage = Some(parse_size(s).with_context(|| format!("invalid --keep-storage {s:?}: use e.g. 10GB or 512MiB"))?);
+        opts.keep_storage =
+            Some(parse_size(s).with_context(|| {
+                format!("invalid --keep-storage {s:?}: use e.g. 10GB or 512MiB")
+            })?);
     }
     if let Some(s) = &args.keep_duration {
-        opts.keep_duration = Some(parse_duration(s).with_context(|| format!("invalid --keep-duration {s:?}: use e.g. 48h or 7d"))?);
+        opts.keep_duration = Some(
+            parse_duration(s)
+                .with_context(|| format!("invalid --keep-duration {s:?}: use e.g. 48h or 7d"))?,
+        );
     }
-    const KINDS: [&str; 6] = ["exec", "file", "merge", "source.image", "source.local", "cache-mount"];
+    const KINDS: [&str; 6] = [
+        "exec",
+        "file",
+        "merge",
+        "source.image",
+        "source.local",
+        "cache-mount",
+    ];
     for f in &args.filters {
         let filter = match f.split_once('=') {
-            Some(("until", v)) => PruneFilter::Until(parse_duration(v).with_context(|| format!("invalid --filter {f:?}: bad duration"))?),
+            Some(("until", v)) => PruneFilter::Until(
+                parse_duration(v)
+                    .with_context(|| format!("invalid --filter {f:?}: bad duration"))?,
+            ),
             Some(("type", v)) if KINDS.contains(&v) => PruneFilter::Kind(v.to_owned()),
-            Some(("type", v)) => bail!("invalid --filter {f:?}: unknown type {v:?} (use one of {})", KINDS.join(", ")),
+            Some(("type", v)) => bail!(
+                "invalid --filter {f:?}: unknown type {v:?} (use one of {})",
+                KINDS.join(", ")
+            ),
             Some(("dockerfile", v)) if !v.is_empty() => PruneFilter::Dockerfile(v.to_owned()),
             _ => bail!("invalid --filter {f:?}: use until=DUR, type=KIND or dockerfile=PATH"),
         };
@@ -466,7 +585,13 @@ fn print_prune(report: &PruneReport, verbose: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if verbose {
         for p in &report.removed {
-            writeln!(out, "deleted {:<12} {}  {}", p.what, p.id, human_size(p.size))?;
+            writeln!(
+                out,
+                "deleted {:<12} {}  {}",
+                p.what,
+                p.id,
+                human_size(p.size)
+            )?;
         }
     }
     writeln!(
@@ -488,7 +613,11 @@ fn verify(root: &Root, args: &VerifyArgs) -> Result<()> {
     let key_of = |p: &str| serde_json::from_str::<Preimage>(p).ok().map(|p| p.key());
     let report = store.verify(&key_of)?;
     let mut out = std::io::stdout().lock();
-    let checked: Vec<String> = report.checked.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let checked: Vec<String> = report
+        .checked
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     writeln!(out, "checked {}", checked.join(", "))?;
     for n in &report.notes {
         writeln!(out, "note: {n}")?;
@@ -538,12 +667,18 @@ fn diff(store: &Store, args: &DiffArgs) -> Result<()> {
             .find(|(i, s)| !used[*i] && s.name == sb.name)
             .or_else(|| {
                 a.steps.iter().enumerate().find(|(i, s)| {
-                    !used[*i] && s.kind == sb.kind && pos(&s.name).is_some() && pos(&s.name) == pos(&sb.name)
+                    !used[*i]
+                        && s.kind == sb.kind
+                        && pos(&s.name).is_some()
+                        && pos(&s.name) == pos(&sb.name)
                 })
             })
             .or_else(|| {
                 a.steps.iter().enumerate().find(|(i, s)| {
-                    !used[*i] && s.kind == sb.kind && s.location.is_some() && s.location == sb.location
+                    !used[*i]
+                        && s.kind == sb.kind
+                        && s.location.is_some()
+                        && s.location == sb.location
                 })
             });
         match found {
@@ -554,15 +689,23 @@ fn diff(store: &Store, args: &DiffArgs) -> Result<()> {
             Some((i, sa)) => {
                 used[i] = true;
                 if sa.key == sb.key {
-                    writeln!(out, "same       {}  {}", sb.key.map_or_else(|| "-".to_owned(), |k| short(&k.to_string())), sb.name)?;
+                    writeln!(
+                        out,
+                        "same       {}  {}",
+                        sb.key
+                            .map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
+                        sb.name
+                    )?;
                 } else {
                     differ += 1;
                     let why = crate::commands::explain::diff_steps(store, &a, sa, &b, sb);
                     writeln!(
                         out,
                         "differs    {} -> {}  {}\n           {why}",
-                        sa.key.map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
-                        sb.key.map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
+                        sa.key
+                            .map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
+                        sb.key
+                            .map_or_else(|| "-".to_owned(), |k| short(&k.to_string())),
                         sb.name
                     )?;
                 }

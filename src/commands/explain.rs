@@ -112,7 +112,11 @@ impl Compare<'_> {
                 if let (Some(a), Some(b)) = (&a, &b)
                     && squash(a) != squash(b)
                 {
-                    out.push(format!("instruction changed: `{}` -> `{}`", squash(a), squash(b)));
+                    out.push(format!(
+                        "instruction changed: `{}` -> `{}`",
+                        squash(a),
+                        squash(b)
+                    ));
                 }
             }
             if out.is_empty() {
@@ -135,7 +139,9 @@ impl Compare<'_> {
         }
         for (a, b) in old.deps.iter().zip(&new.deps) {
             match (a, b) {
-                (ResolvedDep::Key { key: ka, .. }, ResolvedDep::Key { key: kb, .. }) if ka != kb => {
+                (ResolvedDep::Key { key: ka, .. }, ResolvedDep::Key { key: kb, .. })
+                    if ka != kb =>
+                {
                     out.push(self.input_reason(ka, kb));
                 }
                 (
@@ -179,7 +185,13 @@ impl Compare<'_> {
                 .ok()
                 .flatten()
                 .and_then(|s| s.preimage)
-                .or_else(|| self.store.cache_record(old).ok().flatten().map(|r| r.preimage))
+                .or_else(|| {
+                    self.store
+                        .cache_record(old)
+                        .ok()
+                        .flatten()
+                        .map(|r| r.preimage)
+                })
                 .and_then(|p| parse(&p));
             let new_pre = s.preimage.as_deref().and_then(parse);
             if let (Some(o), Some(n)) = (old_pre, new_pre) {
@@ -314,7 +326,10 @@ fn file_difference(
             (None, Some(_)) => return Some(format!("context file {p} was added")),
             (Some(a), Some(b)) => {
                 if a.kind != b.kind {
-                    return Some(format!("context file {p} changed from {} to {}", a.kind, b.kind));
+                    return Some(format!(
+                        "context file {p} changed from {} to {}",
+                        a.kind, b.kind
+                    ));
                 }
                 let content = a.size != b.size || (a.mode == b.mode && a.digest != b.digest);
                 if a.mode != b.mode {
@@ -401,7 +416,10 @@ pub(crate) fn stage_label(name: &str) -> Option<String> {
 }
 
 /// The ENV (`"ENV"`) and ARG (`"ARG"`) values of a stage recorded in a build's info.
-fn vars<'a>(info: &'a Value, stage: Option<&str>) -> BTreeMap<String, (&'static str, Option<String>)> {
+fn vars<'a>(
+    info: &'a Value,
+    stage: Option<&str>,
+) -> BTreeMap<String, (&'static str, Option<String>)> {
     let stages = info["vars"]["stages"].as_object();
     let picked: Option<&'a Value> = stages.and_then(|m| match stage {
         Some(s) => m.get(s),
@@ -476,9 +494,7 @@ pub(crate) fn diff_steps(
     ) else {
         return "no key recorded".to_owned();
     };
-    let files = b
-        .files
-        .and_then(|d| store.context_files(&d).ok().flatten());
+    let files = b.files.and_then(|d| store.context_files(&d).ok().flatten());
     let cx = Compare {
         store,
         old_build: Some(a_build),
@@ -500,8 +516,14 @@ mod tests {
 
     #[test]
     fn variables_are_found() {
-        assert_eq!(referenced_vars("COPY a ${DEST:-/x}/$SUB $1"), ["DEST", "SUB"]);
-        assert_eq!(stage_label("[build 2/5] COPY . ."), Some("build".to_owned()));
+        assert_eq!(
+            referenced_vars("COPY a ${DEST:-/x}/$SUB $1"),
+            ["DEST", "SUB"]
+        );
+        assert_eq!(
+            stage_label("[build 2/5] COPY . ."),
+            Some("build".to_owned())
+        );
         assert_eq!(stage_label("[2/5] COPY . ."), None);
     }
 

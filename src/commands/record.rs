@@ -193,7 +193,10 @@ impl BuildLog {
         }
         let mut stages = serde_json::Map::new();
         for st in &conversion.stages.stages {
-            let label = st.name.clone().unwrap_or_else(|| format!("stage-{}", st.index));
+            let label = st
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{}", st.index));
             let env: BTreeMap<&str, &str> = st
                 .env
                 .iter()
@@ -227,9 +230,18 @@ impl BuildLog {
     }
 
     /// Builds the record. Steps come in the order they first reported progress.
-    pub(crate) fn record(&self, store: &Store, args: &BuildArgs, error: Option<String>) -> BuildRecord {
+    pub(crate) fn record(
+        &self,
+        store: &Store,
+        args: &BuildArgs,
+        error: Option<String>,
+    ) -> BuildRecord {
         let (order, events) = match &self.recorder {
-            Some(r) => r.steps.lock().unwrap_or_else(PoisonError::into_inner).clone(),
+            Some(r) => r
+                .steps
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             None => (Vec::new(), HashMap::new()),
         };
         let mut steps = Vec::new();
@@ -459,7 +471,11 @@ pub(crate) fn finish(store: &Store, args: &BuildArgs, log: &mut BuildLog, error:
             err,
             "explain-cache: {} of {} steps missed the cache (build {})",
             misses.len(),
-            record.steps.iter().filter(|s| !s.kind.starts_with("source.")).count(),
+            record
+                .steps
+                .iter()
+                .filter(|s| !s.kind.starts_with("source."))
+                .count(),
             record.id
         );
         for s in misses {
@@ -467,7 +483,10 @@ pub(crate) fn finish(store: &Store, args: &BuildArgs, log: &mut BuildLog, error:
                 err,
                 "  MISS {}{}: {}",
                 s.name,
-                s.location.as_deref().map(|l| format!(" ({l})")).unwrap_or_default(),
+                s.location
+                    .as_deref()
+                    .map(|l| format!(" ({l})"))
+                    .unwrap_or_default(),
                 s.reason.as_deref().unwrap_or("not explained")
             );
         }

@@ -37,7 +37,10 @@ pub(crate) fn build_ids(dir: &TestDir) -> Vec<String> {
 fn every_build_is_recorded_with_keys_hits_and_logs() {
     let dir = TestDir::new();
     dir.write("ctx/a.txt", "a\n");
-    dir.write("ctx/Dockerfile", "FROM scratch\nARG V=1\nCOPY a.txt /a/$V\n");
+    dir.write(
+        "ctx/Dockerfile",
+        "FROM scratch\nARG V=1\nCOPY a.txt /a/$V\n",
+    );
     for _ in 0..2 {
         let out = dir.build(&["--build-arg", "V=2", "-t", "app"]);
         assert!(out.status.success(), "{}", text(&out).1);
@@ -48,7 +51,12 @@ fn every_build_is_recorded_with_keys_hits_and_logs() {
     let second = json(&dir, &["builds", "show", &ids[1][..6], "--format", "json"]);
     assert_eq!(first["status"], "ok");
     assert_eq!(first["args"]["V"], "2", "build args are recorded: {first}");
-    assert!(first["dockerfile"].as_str().unwrap().ends_with("ctx/Dockerfile"));
+    assert!(
+        first["dockerfile"]
+            .as_str()
+            .unwrap()
+            .ends_with("ctx/Dockerfile")
+    );
     assert_eq!(first["tags"][0], "app");
     let copy = |b: &Value| {
         b["steps"]
@@ -65,17 +73,26 @@ fn every_build_is_recorded_with_keys_hits_and_logs() {
     assert_eq!(a["key"], b["key"], "the same step has the same key");
     assert!(a["key"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(a["kind"], "file");
-    assert!(a["location"].as_str().unwrap().ends_with("Dockerfile:3"), "{a}");
+    assert!(
+        a["location"].as_str().unwrap().ends_with("Dockerfile:3"),
+        "{a}"
+    );
     assert_eq!(a["reason"], "no earlier record");
     assert!(b["reason"].is_null());
     assert_eq!(second["image"], first["image"]);
 
     let (text_out, _, code) = run(&dir, &["builds", "show", &ids[1]]);
     assert_eq!(code, Some(0));
-    assert!(text_out.contains("HIT") && text_out.contains("build-arg:  V=2"), "{text_out}");
+    assert!(
+        text_out.contains("HIT") && text_out.contains("build-arg:  V=2"),
+        "{text_out}"
+    );
     let (logs, _, code) = run(&dir, &["builds", "logs", &ids[1], "1"]);
     assert_eq!(code, Some(0));
-    assert!(logs.contains("COPY a.txt /a/2") && logs.contains("CACHED"), "{logs}");
+    assert!(
+        logs.contains("COPY a.txt /a/2") && logs.contains("CACHED"),
+        "{logs}"
+    );
     let (ls, _, _) = run(&dir, &["builds", "ls"]);
     assert!(ls.contains(&ids[0]) && ls.contains(&ids[1]), "{ls}");
 }
@@ -93,7 +110,10 @@ fn a_failed_build_is_recorded_with_its_error() {
     assert!(b["error"].as_str().unwrap().contains("missing.txt"), "{b}");
     assert_eq!(b["steps"][0]["status"], "FAILED", "{b}");
     let (logs, _, _) = run(&dir, &["builds", "logs", &ids[0]]);
-    assert!(logs.contains("not found"), "the error is in the step's log: {logs}");
+    assert!(
+        logs.contains("not found"),
+        "the error is in the step's log: {logs}"
+    );
 }
 
 #[test]
@@ -104,7 +124,10 @@ fn unknown_build_ids_are_clear_errors() {
     for bad in ["ffffffffffff", "not-hex"] {
         let (_, stderr, code) = run(&dir, &["builds", "show", bad]);
         assert_eq!(code, Some(1));
-        assert!(stderr.contains(&format!("no build record \"{bad}\"")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("no build record \"{bad}\"")),
+            "{stderr}"
+        );
     }
     let (_, stderr, code) = run(&dir, &["cache", "diff", "ffff", "eeee"]);
     assert_eq!(code, Some(1));

@@ -33,7 +33,10 @@ fn the_first_build_has_no_earlier_record() {
     project(&dir);
     let misses = explain(&dir, &[]);
     assert_eq!(misses.len(), 3, "{misses:?}");
-    assert!(misses.iter().all(|m| m.ends_with(": no earlier record")), "{misses:?}");
+    assert!(
+        misses.iter().all(|m| m.ends_with(": no earlier record")),
+        "{misses:?}"
+    );
     assert!(explain(&dir, &[]).is_empty(), "a rebuild misses nothing");
 }
 
@@ -80,7 +83,10 @@ fn a_changed_arg_is_named_with_both_values() {
     explain(&dir, &[]);
     let misses = explain(&dir, &["--build-arg", "V=2"]);
     assert_eq!(misses.len(), 2, "{misses:?}");
-    assert!(misses[0].ends_with(r#"ARG V changed: "1" -> "2""#), "{misses:?}");
+    assert!(
+        misses[0].ends_with(r#"ARG V changed: "1" -> "2""#),
+        "{misses:?}"
+    );
 }
 
 #[test]
@@ -93,7 +99,10 @@ fn a_changed_env_is_named_with_both_values() {
     std::fs::write(&dockerfile, text.replace("DEST=/d", "DEST=/e")).unwrap();
     let misses = explain(&dir, &[]);
     assert_eq!(misses.len(), 1, "{misses:?}");
-    assert!(misses[0].ends_with(r#"ENV DEST changed: "/d" -> "/e""#), "{misses:?}");
+    assert!(
+        misses[0].ends_with(r#"ENV DEST changed: "/d" -> "/e""#),
+        "{misses:?}"
+    );
 }
 
 #[test]
@@ -103,11 +112,16 @@ fn a_changed_instruction_is_shown() {
     explain(&dir, &[]);
     let dockerfile = dir.path().join("ctx/Dockerfile");
     let text = std::fs::read_to_string(&dockerfile).unwrap();
-    std::fs::write(&dockerfile, text.replace("COPY a.txt /a.txt", "COPY --chmod=600 a.txt /a.txt"))
-        .unwrap();
+    std::fs::write(
+        &dockerfile,
+        text.replace("COPY a.txt /a.txt", "COPY --chmod=600 a.txt /a.txt"),
+    )
+    .unwrap();
     let misses = explain(&dir, &[]);
     assert!(
-        misses[0].ends_with("instruction changed: `COPY a.txt /a.txt` -> `COPY --chmod=600 a.txt /a.txt`"),
+        misses[0].ends_with(
+            "instruction changed: `COPY a.txt /a.txt` -> `COPY --chmod=600 a.txt /a.txt`"
+        ),
         "{misses:?}"
     );
 }
@@ -115,7 +129,10 @@ fn a_changed_instruction_is_shown() {
 #[test]
 fn a_changed_base_image_digest_is_named() {
     let dir = TestDir::new();
-    dir.write("base/Dockerfile", "FROM scratch\nCOPY Dockerfile /base-v1\n");
+    dir.write(
+        "base/Dockerfile",
+        "FROM scratch\nCOPY Dockerfile /base-v1\n",
+    );
     let base = |dir: &TestDir| {
         let out = dir
             .dray()
@@ -131,7 +148,10 @@ fn a_changed_base_image_digest_is_named() {
     dir.write("ctx/a.txt", "a\n");
     dir.write("ctx/Dockerfile", "FROM base\nCOPY a.txt /a.txt\n");
     explain(&dir, &[]);
-    dir.write("base/Dockerfile", "FROM scratch\nCOPY Dockerfile /base-v2\n");
+    dir.write(
+        "base/Dockerfile",
+        "FROM scratch\nCOPY Dockerfile /base-v2\n",
+    );
     base(&dir);
     let misses = explain(&dir, &[]);
     assert_eq!(misses.len(), 1, "{misses:?}");
@@ -152,7 +172,8 @@ fn plain_progress_shows_a_compact_reason() {
     let out = dir.build(&[]);
     let (_, stderr) = text(&out);
     assert!(
-        stderr.contains("#cache MISS [1/3] COPY a.txt /a.txt: context file /a.txt: content changed"),
+        stderr
+            .contains("#cache MISS [1/3] COPY a.txt /a.txt: context file /a.txt: content changed"),
         "{stderr}"
     );
 }
@@ -166,7 +187,10 @@ fn cache_diff_compares_two_builds_step_by_step() {
     let ids = build_ids(&dir);
     let (out, stderr, code) = run(&dir, &["cache", "diff", &ids[0], &ids[1]]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(out.contains("same") && out.contains("[1/3] COPY a.txt /a.txt"), "{out}");
+    assert!(
+        out.contains("same") && out.contains("[1/3] COPY a.txt /a.txt"),
+        "{out}"
+    );
     assert!(out.contains(r#"ARG V changed: "1" -> "9""#), "{out}");
     assert!(out.contains("2 steps differ"), "{out}");
 }
