@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `builds` | `id` PK, `started`, `finished`, `status` (`ok`/`failed`), `context`, `dockerfile`, `target`, `platform`, `args` (JSON object), `tags` (JSON array), `image` (config digest), `manifest`, `error`, `info` (JSON: stage variables, the head chain, …) | one row per build, newest [`BUILDS_KEPT`] kept |
 //! | `build_steps` | (`build` → builds ON DELETE CASCADE, `idx`) PK, `vertex`, `name`, `kind`, `location` (`file:line`), `instruction` (the Dockerfile text), `key`, `status` (`HIT`/`MISS`/`FAILED`/`CANCELLED`), `duration_ms`, `preimage` (JSON), `reason`, `files` (→ context_files), `log` | one row per vertex that reported progress |
-//! | `context_files` | `digest` PK (sha256 of `files`), `created`, `files` | the build context's file list when a step reading it missed: one line per file, `path \t type \t mode \t uid \t gid \t size \t digest` |
+//! | `context_files` | `digest` PK (sha256 of `files`), `created`, `files` | the build context's file list when a step reading it missed: one line per file, `path \t type \t mode \t uid \t gid \t size \t digest`; kept for the newest [`CONTEXT_LISTS_KEPT`] builds |
 //! | `cache_keys.location` | added column | the `file:line` of the instruction that produced the record, set when a build uses it |
 
 use std::collections::BTreeMap;
@@ -30,6 +30,11 @@ use crate::store::Store;
 
 /// How many build records are kept; older ones are deleted when a new one is saved.
 pub const BUILDS_KEPT: usize = 500;
+
+/// Context file lists (about 100 bytes per file) are kept for the steps of this many newest
+/// builds: explanations compare with the closest earlier build, so older lists are rarely
+/// useful, and a large context would otherwise grow the database by a list per edit.
+pub const CONTEXT_LISTS_KEPT: usize = 20;
 
 /// Schema step 1 → 2 (see `db.rs`).
 pub(crate) const SCHEMA_V2: &str = "
@@ -222,12 +227,16 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("begin build record"))?;
         let now = now_ms();
+        let mut new_list = false;
         if let Some(f) = files {
-            tx.execute(
-                "INSERT OR IGNORE INTO context_files (digest, created, files) VALUES (?1, ?2, ?3)",
-                params![f.digest.to_string(), now, f.files],
-            )
-            .map_err(Error::db("save context file list"))?;
+            new_list = tx
+                .execute(
+                    "INSERT OR IGNORE INTO context_files (digest, created, files)
+                     VALUES (?1, ?2, ?3)",
+                    params![f.digest.to_string(), now, f.files],
+                )
+                .map_err(Error::db("save context file list"))?
+                > 0;
         }
         let json = |v: &dyn erased::Json| v.to_json();
         tx.execute(
@@ -298,7 +307,15 @@ impl Store {
                 [BUILDS_KEPT as i64],
             )
             .map_err(Error::db("trim build records"))?;
-        if trimmed > 0 {
+        if new_list {
+            tx.execute(
+                "UPDATE build_steps SET files = NULL WHERE files IS NOT NULL AND build NOT IN
+                     (SELECT id FROM builds ORDER BY started DESC, id DESC LIMIT ?1)",
+                [CONTEXT_LISTS_KEPT as i64],
+            )
+            .map_err(Error::db("trim context file lists"))?;
+        }
+        if trimmed > 0 || new_list {
             tx.execute(
                 "DELETE FROM context_files WHERE digest NOT IN
                      (SELECT files FROM build_steps WHERE files IS NOT NULL)",

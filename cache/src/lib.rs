@@ -106,7 +106,9 @@ mod usage;
 mod verify;
 
 pub use blobs::{BlobInfo, BlobWriter, ContentStore};
-pub use builds::{BUILDS_KEPT, BuildRecord, BuildStep, ContextFiles, StepStatus};
+pub use builds::{
+    BUILDS_KEPT, BuildRecord, BuildStep, CONTEXT_LISTS_KEPT, ContextFiles, StepStatus,
+};
 pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
 pub use gc::{GcPolicy, Storage, parse_duration, parse_size};

@@ -343,8 +343,16 @@ pub(crate) fn context_files(store: &Store, context: &Path, patterns: &Patterns) 
             "other"
         };
         let path = format!("/{}", entry.path());
-        let digest = match (&tree, kind) {
-            (Ok(tree), "file" | "symlink") => {
+        // The solver's memo holds the digest of every file whose stamp is unchanged: a map
+        // lookup, no syscall. Only files it has not seen (just edited) are hashed here.
+        let memoized = memo
+            .known
+            .get(Path::new(entry.path()))
+            .filter(|(stamp, _)| *stamp == dray_cache::FileStamp::of(&meta))
+            .map(|(_, d)| d.hex());
+        let digest = match (&tree, kind, memoized) {
+            (_, "file", Some(d)) => d,
+            (Ok(tree), "file" | "symlink", _) => {
                 let sel = ch::Selector {
                     path: path.clone(),
                     ..ch::Selector::default()
