@@ -46,6 +46,12 @@ pub(crate) enum Command {
     /// Tools for looking inside dray's frontend.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Inspect and manage the layer cache.
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
+    /// Show recorded builds: their steps, cache hits and logs.
+    #[command(subcommand)]
+    Builds(crate::commands::builds::BuildsCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,6 +127,10 @@ pub(crate) struct BuildArgs {
     /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
+    /// After the build, explain every cache miss: the first thing that differs from the
+    /// closest earlier record of the same step.
+    #[arg(long)]
+    pub(crate) explain_cache: bool,
 }
 
 /// The backend that runs `RUN` steps.

@@ -1,8 +1,9 @@
 //! Opening `metadata.db` and its schema.
 //!
-//! The schema is versioned with `PRAGMA user_version` ([`crate::SCHEMA_VERSION`]). A database
-//! with another version is refused with [`Error::SchemaVersion`]; there are no in-place
-//! migrations yet (the cache can always be rebuilt: delete the root).
+//! The schema is versioned with `PRAGMA user_version` ([`crate::SCHEMA_VERSION`]). A fresh
+//! database gets [`SCHEMA`] and then every step of [`MIGRATIONS`]; an older one gets the steps
+//! it lacks, in one transaction (so a killed upgrade leaves the old version intact). A *newer*
+//! version, which this dray cannot read, is refused with [`Error::SchemaVersion`].
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The schema (version [`crate::SCHEMA_VERSION`]). Times are milliseconds since the Unix epoch.
 /// Digests are `sha256:<hex>` text. See the crate docs for the table.
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE snapshots (
     id          TEXT PRIMARY KEY,
     parent      TEXT REFERENCES snapshots(id),
@@ -76,6 +77,13 @@ CREATE TABLE lease_refs (
 CREATE INDEX lease_refs_snapshot ON lease_refs(snapshot);
 ";
 
+/// Schema upgrades: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`. Never edit a step that
+/// has shipped; append one and bump [`crate::SCHEMA_VERSION`].
+///
+/// Version 2 (cache management, see `builds.rs`) adds `builds`, `build_steps` and
+/// `context_files`, and the `location` column of `cache_keys`.
+const MIGRATIONS: &[&str] = &[crate::builds::SCHEMA_V2];
+
 /// Opens (creating if needed) the database at `path` and checks or installs the schema.
 pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(Error::db("open"))?;
@@ -102,9 +110,17 @@ pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
     let found: i64 = tx
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(Error::db("read schema version"))?;
-    if found == 0 {
-        tx.execute_batch(SCHEMA)
-            .map_err(Error::db("create schema"))?;
+    let known = MIGRATIONS.len() as i64 + 1;
+    if found == 0 || (found < expected && found >= 1) {
+        if found == 0 {
+            tx.execute_batch(SCHEMA)
+                .map_err(Error::db("create schema"))?;
+        }
+        let from = found.max(1);
+        for step in &MIGRATIONS[(from - 1) as usize..(expected.min(known) - 1) as usize] {
+            tx.execute_batch(step)
+                .map_err(Error::db("upgrade schema"))?;
+        }
         tx.pragma_update(None, "user_version", expected)
             .map_err(Error::db("write schema version"))?;
     } else if found != expected {

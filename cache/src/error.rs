@@ -170,6 +170,36 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// No build record has this ID (or ID prefix).
+    #[error("no build record {id:?} (see `dray builds ls`)")]
+    BuildNotFound {
+        /// The ID as given.
+        id: String,
+    },
+
+    /// An ID prefix matches more than one build.
+    #[error("build ID prefix {id:?} matches more than one build; give more characters")]
+    AmbiguousBuild {
+        /// The prefix.
+        id: String,
+    },
+
+    /// An operation that deletes shared content was called without the exclusive lock.
+    #[error("{action} needs the store's exclusive lock (Store::open_exclusive)")]
+    NeedsExclusive {
+        /// What was attempted.
+        action: &'static str,
+    },
+
+    /// `<root>/dray.toml` (or an environment override) is invalid.
+    #[error("{}: {problem}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
     /// A database operation failed.
     #[error("metadata index: failed to {action}")]
     Database {

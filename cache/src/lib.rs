@@ -10,7 +10,11 @@
 //! **What this crate is not**: it does not compute cache keys (the solver does, architecture B3),
 //! does not hash directory trees (contenthash; it only memoizes per-file digests), does not
 //! make or apply layer tars (`dray-image`) and does not mount anything. It never interprets a
-//! manifest beyond checking that the blobs it names are present. Prune policy is not here yet.
+//! manifest beyond following the digests it names (tag checks, GC roots, verify).
+//!
+//! **Cache management** (issue 7): build records (`builds.rs`), GC roots and the automatic GC
+//! policy read from `<root>/dray.toml` (`gc.rs`), prune (`prune.rs`), `cache ls`/`du`
+//! (`usage.rs`) and `verify` (`verify.rs`); each module documents its tables and rules.
 //!
 //! # On-disk layout (layout version [`LAYOUT_VERSION`])
 //!
@@ -29,6 +33,7 @@
 //! ├── mounts/               # transient mountpoints for running steps (owned by the sandbox)
 //! ├── tmp/                  # scratch on the same filesystem: index.json temp files, snapshots being deleted,
 //! │                         #   claim-<id> flock files of snapshots being prepared under a chosen ID
+//! ├── dray.toml             # optional settings: [gc] enabled, keep-storage, keep-duration (gc.rs)
 //! └── metadata.db           # SQLite (WAL, busy_timeout, user_version = SCHEMA_VERSION): see below
 //! ```
 //!
@@ -45,6 +50,9 @@
 //! | `contenthash` | (`scope`, `path` BLOB) PK, `dev`, `ino`, `size`, `mtime_ns`, `ctime_ns`, `digest` | per-file content digest memo, valid while the stamp matches |
 //! | `leases` | `id` PK, `pid`, `pid_start` (`/proc/<pid>/stat` field 22), `started` | one per running build; stale once the process is gone |
 //! | `lease_refs` | (`lease` → leases ON DELETE CASCADE, `snapshot`) PK | snapshots a lease protects from removal |
+//! | `builds`, `build_steps`, `context_files` | see `builds.rs` (schema 2) | build records for `dray builds`, `cache diff` and `--explain-cache` |
+//!
+//! `cache_keys` also has `location` (schema 2): the `file:line` of the instruction that made it.
 //!
 //! # Crash safety
 //!
@@ -84,32 +92,44 @@
 
 mod blobs;
 mod claim;
+mod builds;
 mod db;
 pub mod env;
 mod error;
+mod gc;
 mod images;
 mod leases;
 mod lock;
+mod prune;
 mod records;
 mod root;
 mod snapshots;
 mod store;
+mod usage;
+mod verify;
 
 pub use blobs::{BlobInfo, BlobWriter, ContentStore};
 pub use claim::{Claimed, ClaimedActive};
+pub use builds::{
+    BUILDS_KEPT, BuildRecord, BuildStep, CONTEXT_LISTS_KEPT, ContextFiles, StepStatus,
+};
 pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
+pub use gc::{GcPolicy, Storage, parse_duration, parse_size};
 pub use images::{Descriptor, OCI_INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, TaggedImage};
 pub use leases::{Lease, LeaseInfo};
 pub use lock::LockMode;
+pub use prune::{PruneFilter, PruneOptions, PruneReport, Pruned};
 pub use records::{CacheRecord, FileStamp, LayerRecord};
 pub use root::{Root, SYSTEM_ROOT};
 pub use snapshots::{Active, Committed, SnapshotId, SnapshotInfo, SnapshotKind};
 pub use store::Store;
+pub use usage::{CacheEntry, DiskUsage};
+pub use verify::{Fix, Problem, VerifyReport};
 
 /// The version of the directory layout, written to `<root>/VERSION`. Bump it when a path or file
 /// format under the root changes; an old dray then refuses the new root instead of misreading it.
 pub const LAYOUT_VERSION: u32 = 1;
 
 /// The version of the `metadata.db` schema (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;

@@ -103,6 +103,9 @@ impl Root {
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.path.join("tmp")
     }
+    pub(crate) fn config_file(&self) -> PathBuf {
+        self.path.join("dray.toml")
+    }
     pub(crate) fn metadata_db(&self) -> PathBuf {
         self.path.join("metadata.db")
     }

@@ -63,7 +63,17 @@ impl Store {
         Store::open_with(root, LockMode::Exclusive, false)
     }
 
+    /// Like [`Store::open_exclusive`] but **without** crash recovery, for `cache verify`, which
+    /// reports leftovers instead of silently deleting them.
+    pub fn open_exclusive_without_recovery(root: &Root) -> Result<Store> {
+        Store::open_inner(root, LockMode::Exclusive, true, false)
+    }
+
     fn open_with(root: &Root, mode: LockMode, blocking: bool) -> Result<Store> {
+        Store::open_inner(root, mode, blocking, mode == LockMode::Exclusive)
+    }
+
+    fn open_inner(root: &Root, mode: LockMode, blocking: bool, recover: bool) -> Result<Store> {
         let dir = root.path();
         fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
         let lock = FileLock::acquire(&root.lock_file(), mode, blocking)?;
@@ -89,7 +99,7 @@ impl Store {
                 lock,
             }),
         };
-        if mode == LockMode::Exclusive {
+        if recover {
             store.recover()?;
         }
         Ok(store)
@@ -118,7 +128,7 @@ impl Store {
 
     /// Crash recovery; only called under the exclusive lock, when no other process can have
     /// files in flight.
-    fn recover(&self) -> Result<()> {
+    pub(crate) fn recover(&self) -> Result<()> {
         let root = self.root();
         self.blobs().clean_ingest()?;
         clear_dir(&root.tmp_dir())?;

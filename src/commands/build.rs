@@ -31,6 +31,7 @@ use serde_json::json;
 use crate::cli::{BuildArgs, ExecutorKind, ProgressMode};
 use crate::commands::debug::{parse_build_args, read_dockerfile};
 use crate::commands::{output, registry};
+use crate::commands::record::{BuildLog, finish};
 use crate::{diagnostic, ui};
 
 /// `SOURCE_DATE_EPOCH`: the build's notion of "now" for reproducible output.
@@ -38,6 +39,14 @@ const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 
 pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     output::check(&args.outputs)?;
+    let mut log = BuildLog::new();
+    let result = build_recorded(store, args, &mut log);
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    finish(store, args, &mut log, error);
+    result
+}
+
+fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result<()> {
     let context = std::fs::canonicalize(&args.context).with_context(|| {
         format!(
             "unable to prepare context: path {:?} not found",
@@ -56,6 +65,9 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         .unwrap_or_else(|| context.join("Dockerfile"));
     let (dockerfile_name, source) = read_dockerfile(&dockerfile_path)?;
     let patterns = read_dockerignore(&context, &dockerfile_path)?;
+    log.context = Some(context.clone());
+    log.dockerfile = Some(std::path::absolute(&dockerfile_path).unwrap_or(dockerfile_path.clone()));
+    log.patterns = patterns.clone();
     let tags = args
         .tags
         .iter()
@@ -112,6 +124,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         dray_frontend::convert::convert_source(&source, &options, &resolver).map_err(|err| {
             diagnostic::render(&dockerfile_name, &source, err.span(), &with_causes(&err))
         })?;
+    log.converted(&conversion, &source);
 
     // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
     let source_date_epoch = conversion.epoch.or(source_date_epoch);
@@ -142,10 +155,11 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
     } else {
         args.progress
     };
-    let reporter: Arc<dyn Reporter> = Arc::from(ui::reporter(mode));
+    let reporter: Arc<dyn Reporter> = log.reporter(Arc::from(ui::reporter(mode)));
     let solved = runtime
         .block_on(solver.solve(&conversion.definition, reporter.as_ref()))
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
+    log.solved(&solved);
 
     let base: Option<BaseImage> = match &conversion.base_image {
         Some(SourceId::Image(reference)) => Some(base_image(store, reference)?),
@@ -183,6 +197,7 @@ pub(crate) fn build(store: &Store, args: &BuildArgs) -> Result<()> {
         &assemble,
     )
     .context("failed to export the image")?;
+    log.image = Some((built.config_digest, built.manifest_digest));
     for tag in &tags {
         dray_image::tag_image(store, tag, &built)
             .with_context(|| format!("failed to name the image {tag}"))?;

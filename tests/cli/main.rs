@@ -3,6 +3,9 @@
 
 mod add_archive;
 mod build;
+mod builds;
+mod cache;
+mod cache_explain;
 mod debug;
 mod harness;
 mod images;
