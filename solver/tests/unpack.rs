@@ -134,14 +134,16 @@ fn a_layer_without_snapshot_or_blob_fails_naming_it() {
         panic!("{err:?}")
     };
     assert_eq!(name, "FROM base:1");
+    // The solver asks its blob fetcher for the missing blob; with no registry configured the
+    // fetcher's error names the blob.
     assert!(
-        matches!(source, OpError::LayerNotUnpacked { diff_id, .. }
-            if *diff_id == Digest::of(&layers[1]).to_string()),
+        matches!(source, OpError::Fetch { source, .. }
+            if source.to_string().contains(&Digest::of(&layers[1]).to_string())),
         "{source:?}"
     );
-    // The first layer was unpacked; the second left nothing behind.
+    // Missing blobs are fetched before any layer is unpacked: nothing was committed.
     let snapshots = fx.store.list_snapshots().unwrap();
-    assert_eq!(snapshots.len(), 1);
+    assert!(snapshots.is_empty(), "{snapshots:?}");
 }
 
 /// A layout image: its layers are copied into the store (verified) and unpacked; once the
