@@ -91,8 +91,8 @@
 #![deny(missing_docs)]
 
 mod blobs;
-mod claim;
 mod builds;
+mod claim;
 mod db;
 pub mod env;
 mod error;
@@ -109,10 +109,10 @@ mod usage;
 mod verify;
 
 pub use blobs::{BlobInfo, BlobWriter, ContentStore};
-pub use claim::{Claimed, ClaimedActive};
 pub use builds::{
     BUILDS_KEPT, BuildRecord, BuildStep, CONTEXT_LISTS_KEPT, ContextFiles, StepStatus,
 };
+pub use claim::{Claimed, ClaimedActive};
 pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
 pub use gc::{GcPolicy, Storage, parse_duration, parse_size};

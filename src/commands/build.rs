@@ -30,8 +30,8 @@ use serde_json::json;
 
 use crate::cli::{BuildArgs, ExecutorKind, ProgressMode};
 use crate::commands::debug::{parse_build_args, read_dockerfile};
-use crate::commands::{output, registry};
 use crate::commands::record::{BuildLog, finish};
+use crate::commands::{output, registry};
 use crate::{diagnostic, ui};
 
 /// `SOURCE_DATE_EPOCH`: the build's notion of "now" for reproducible output.

@@ -8,10 +8,10 @@ mod debug;
 mod explain;
 mod images;
 pub(crate) mod output;
-mod transfer;
-mod secrets;
-mod registry;
 mod record;
+mod registry;
+mod secrets;
+mod transfer;
 
 use anyhow::{Context, Result};
 use dray_cache::{Root, Store};

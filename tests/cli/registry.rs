@@ -444,7 +444,10 @@ fn insecure_registry_flag_and_bad_output_specs_are_checked() {
     let stderr = fails(&t.build(&["--output", "type=registry"]));
     assert!(stderr.contains("need name=REGISTRY/NAME:TAG"), "{stderr}");
     let stderr = fails(&t.build(&["--output", "type=nosuch,name=x"]));
-    assert!(stderr.contains("unknown output type \"nosuch\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown output type \"nosuch\""),
+        "{stderr}"
+    );
     let stderr = fails(&t.build(&["--output", "type=registry,name=x,dest=y"]));
     assert!(stderr.contains("dest= and tar= do not apply"), "{stderr}");
 }
