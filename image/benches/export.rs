@@ -1,9 +1,11 @@
-//! Layer export throughput and memory: each given snapshot directory → a layer blob on disk,
-//! all layers at once (as `assemble` writes them), for one compression.
+//! Layer export throughput and memory: each given snapshot directory → a layer blob, all layers
+//! at once (as `assemble` writes them), for one compression.
 //!
 //! ```text
 //! export [--compression gzip|zstd|none] [--level N] [--threads N] [--out DIR] LAYER_DIR...
 //! ```
+//!
+//! With `--out`, blobs are written to files in DIR (and deleted after); without, discarded.
 //!
 //! Prints one line per layer and a total (MiB/s of uncompressed tar, wall clock), plus the
 //! process's CPU time. Peak RSS is measured from outside (`/usr/bin/time -v`), which is what
@@ -13,7 +15,7 @@
 //! (256 MiB of random data and 256 MiB of zeros, as two layers) and runs every compression.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -116,7 +118,7 @@ fn make_tree(root: &Path, size: usize) -> Vec<PathBuf> {
     vec![random, zeros]
 }
 
-fn run(dirs: &[PathBuf], compression: Compression, threads: usize, out: &Path) {
+fn run(dirs: &[PathBuf], compression: Compression, threads: usize, out: Option<&Path>) {
     let opts = LayerOptions::new(DiffSource::Plain)
         .with_compression(compression)
         .with_threads(threads);
@@ -129,14 +131,20 @@ fn run(dirs: &[PathBuf], compression: Compression, threads: usize, out: &Path) {
             .map(|(i, dir)| {
                 let opts = &opts;
                 s.spawn(move || {
-                    let path = out.join(format!("blob-{i}"));
-                    let file = File::create(&path).unwrap();
                     let t = Instant::now();
-                    let info = write_layer(dir, opts, BufWriter::with_capacity(1 << 20, file))
-                        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-                    let secs = t.elapsed().as_secs_f64();
-                    fs::remove_file(&path).unwrap();
-                    (dir, info, secs)
+                    let info = match out {
+                        Some(out) => {
+                            let path = out.join(format!("blob-{i}"));
+                            let file = File::create(&path).unwrap();
+                            let info =
+                                write_layer(dir, opts, BufWriter::with_capacity(1 << 20, file));
+                            fs::remove_file(&path).unwrap();
+                            info
+                        }
+                        None => write_layer(dir, opts, io::sink()),
+                    }
+                    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+                    (dir, info, t.elapsed().as_secs_f64())
                 })
             })
             .collect();
@@ -181,11 +189,7 @@ fn main() {
     } else {
         args.dirs.clone()
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| scratch.path().to_owned());
     for &c in &args.compressions {
-        run(&dirs, c, args.threads, &out);
+        run(&dirs, c, args.threads, args.out.as_deref());
     }
 }

@@ -172,14 +172,11 @@ impl<W: Write> GzipWriter<W> {
         let pool = self.runner.pool().unwrap_or_else(|| unreachable!());
         let tx = self.tx.clone();
         pool.submit(Box::new(move || {
-            let (mut input, mut output) = (input, output);
+            let mut output = output;
             let result = catch_unwind(AssertUnwindSafe(|| {
                 deflate_block(level, &dict, &input, &mut output, last)
             }))
             .unwrap_or_else(|_| Err(io::Error::other("a gzip worker panicked")));
-            if result.is_err() {
-                input.clear();
-            }
             // The writer may be gone (it failed elsewhere): then the block is simply dropped.
             let _ = tx.send(Done {
                 index,
@@ -195,7 +192,11 @@ impl<W: Write> GzipWriter<W> {
     /// Files a finished block in `pending`.
     fn accept(&mut self, done: Done) {
         let first = self.submitted - self.pending.len() as u64;
-        let slot = usize::try_from(done.index - first).unwrap_or(usize::MAX);
+        let slot = done
+            .index
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            .unwrap_or(usize::MAX);
         if let Some(s) = self.pending.get_mut(slot) {
             *s = Some(done);
         }
@@ -224,7 +225,8 @@ impl<W: Write> GzipWriter<W> {
     /// Waits until the oldest pending block is compressed, then writes what is in order.
     fn wait_for_next(&mut self) -> io::Result<()> {
         while let Some(None) = self.pending.front() {
-            // `self.tx` keeps the channel open; every job sends exactly once.
+            // Every job sends exactly once (a panic is caught and sent as an error), and
+            // `self.tx` keeps the channel open, so this cannot fail while a block is pending.
             let done = self
                 .rx
                 .recv()
@@ -384,6 +386,60 @@ mod tests {
                 assert_eq!(gzip(&data, 6, Runner::Shared(shared), 1 << 20), one);
             }
         }
+    }
+
+    #[test]
+    fn many_writers_share_a_small_pool() {
+        // Six writers on two workers: the budget (4 blocks) is smaller than what they would
+        // like in flight together, so they go on the one block each may always have.
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(2).unwrap()));
+        let inputs: Vec<Vec<u8>> = (0..6).map(|i| sample(2 * BLOCK_SIZE + i * 1000)).collect();
+        let expected: Vec<Vec<u8>> = inputs
+            .iter()
+            .map(|d| gzip(d, 6, Runner::Inline, 1 << 16))
+            .collect();
+        let got: Vec<Vec<u8>> = std::thread::scope(|s| {
+            let handles: Vec<_> = inputs
+                .iter()
+                .map(|d| s.spawn(move || gzip(d, 6, Runner::Shared(pool), 1 << 14)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(got == expected);
+        // Every permit came back.
+        let all: Vec<_> = std::iter::from_fn(|| pool.try_acquire()).collect();
+        assert_eq!(all.len(), pool.max_in_flight());
+    }
+
+    #[test]
+    fn a_failing_output_is_reported_and_returns_the_permits() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let pool: &'static Pool = Box::leak(Box::new(Pool::new(2).unwrap()));
+        let data = sample(6 * BLOCK_SIZE);
+        let err = {
+            let mut w = GzipWriter::new(Full, 6, Runner::Shared(pool));
+            w.write_all(&data).and_then(|()| w.finish().map(drop))
+            // The writer is gone here, with the results it had collected.
+        };
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::StorageFull);
+        // Blocks still in flight finish on the workers and drop their permits.
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            all.extend(std::iter::from_fn(|| pool.try_acquire()));
+            if all.len() == pool.max_in_flight() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(all.len(), pool.max_in_flight());
     }
 
     #[test]
