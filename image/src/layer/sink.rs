@@ -2,7 +2,7 @@
 //! and count the compressed bytes (blob digest and size), all in one pass.
 //!
 //! ```text
-//! tar bytes ─► BufWriter ─► HashCount (diff_id) ─► Encoder (gzip|zstd) ─► HashCount (digest, size) ─► out
+//! tar bytes ─► BufWriter ─► HashCount (diff_id) ─► Compressor (gzip|zstd) ─► HashCount (digest, size) ─► out
 //!                                              └─► (uncompressed) ─────────────────────────────────► out
 //! ```
 //!
@@ -14,6 +14,7 @@ use std::io::{self, BufWriter, Write};
 use sha2::{Digest as _, Sha256};
 
 use super::Compression;
+use super::compress::Compressor;
 use crate::Digest;
 
 /// The tar stream is buffered before hashing so that 512-byte headers and padding reach the
@@ -58,62 +59,55 @@ impl<W: Write> Write for HashCount<W> {
     }
 }
 
-/// One of the supported layer compressions, each configured to produce deterministic bytes.
-/// The compressing variants measure their output; the uncompressed one needs no second hash.
+/// The compressor, measuring its output; or, uncompressed, `out` itself (no second hash).
 enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<HashCount<W>>),
-    Zstd(zstd::stream::write::Encoder<'static, HashCount<W>>),
+    Compressed(Box<Compressor<HashCount<W>>>),
     None(W),
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(compression: Compression, out: W) -> io::Result<Self> {
-        Ok(match compression {
-            // An explicit mtime of 0, no file name and the "unknown" OS byte (255, as Go's
-            // compress/gzip writes) keep the gzip header free of host and time data.
-            Compression::Gzip { level } => Self::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(HashCount::new(out), flate2::Compression::new(level)),
-            ),
-            Compression::Zstd { level } => {
-                // Single-threaded: the output is a pure function of (input, level, library
-                // version). A content checksum lets readers detect truncation, as the frames
-                // written by containerd's zstd do.
-                let mut enc = zstd::stream::write::Encoder::new(HashCount::new(out), level)?;
-                enc.include_checksum(true)?;
-                Self::Zstd(enc)
-            }
-            Compression::Uncompressed => Self::None(out),
-        })
+    fn new(compression: Compression, threads: usize, out: W) -> io::Result<Self> {
+        // `Compressor::new` hands `out` back only through the compressor; check first.
+        if compression == Compression::Uncompressed {
+            return Ok(Self::None(out));
+        }
+        match Compressor::new(compression, threads, HashCount::new(out))? {
+            Some(c) => Ok(Self::Compressed(Box::new(c))),
+            None => unreachable!("only Uncompressed has no compressor"),
+        }
     }
 
     /// Ends the stream; returns `out` and, when compressing, the blob digest and size.
     fn finish(self) -> io::Result<(W, Option<(Digest, u64)>)> {
-        let measured = match self {
-            Self::Gzip(e) => e.finish()?,
-            Self::Zstd(e) => e.finish()?,
-            Self::None(w) => return Ok((w, None)),
-        };
-        let (out, digest, size) = measured.finish();
-        Ok((out, Some((digest, size))))
+        match self {
+            Self::Compressed(c) => {
+                let (out, digest, size) = c.finish()?.finish();
+                Ok((out, Some((digest, size))))
+            }
+            Self::None(w) => Ok((w, None)),
+        }
     }
 }
 
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Self::Gzip(e) => e.write(buf),
-            Self::Zstd(e) => e.write(buf),
+            Self::Compressed(c) => c.write(buf),
             Self::None(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Compressed(c) => c.write_all(buf),
+            Self::None(w) => w.write_all(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Self::Gzip(e) => e.flush(),
-            Self::Zstd(e) => e.flush(),
+            // Never a flush point inside a compressed stream (see `compress`).
+            Self::Compressed(_) => Ok(()),
             Self::None(w) => w.flush(),
         }
     }
@@ -133,8 +127,8 @@ pub(super) struct Sink<W: Write> {
 }
 
 impl<W: Write> Sink<W> {
-    pub(super) fn new(compression: Compression, out: W) -> io::Result<Self> {
-        let encoder = Encoder::new(compression, out)?;
+    pub(super) fn new(compression: Compression, threads: usize, out: W) -> io::Result<Self> {
+        let encoder = Encoder::new(compression, threads, out)?;
         Ok(Self {
             inner: BufWriter::with_capacity(STREAM_BUFFER, HashCount::new(encoder)),
         })
