@@ -48,10 +48,11 @@
 //! Changing anything here changes every key: bump `v1` and the golden digests in
 //! `tests/contenthash.rs` together.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::{self, Read};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -59,8 +60,8 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{Error, Result};
 use crate::fileop::has_wildcards;
 use crate::select::{Filter, Selection};
-use crate::sys::{clean_lexical, shown};
-use crate::tree::{FileKind, Metadata, Tree};
+use crate::sys::{clean_lexical, read_sized, shown};
+use crate::tree::{FileKind, Metadata, Tree, file_xattrs};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -217,6 +218,7 @@ pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Re
         tree,
         filter: Filter::new(&selector.include_patterns, &selector.exclude_patterns)?,
         owner: selector.owner,
+        buf: RefCell::new(Vec::new()),
     };
     if selector.wildcard && has_wildcards(&selector.path) {
         let matches = crate::fileop::wildcard_matches(tree, &selector.path, selector.follow_links)?;
@@ -255,25 +257,28 @@ pub fn file_content(
         return Ok(d);
     }
     let mut file = tree.open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", shown(path))(e)),
-        }
-    }
-    let d = Digest(h.finalize().into());
+    let d = hash_content(&mut file, path, meta.size, &mut Vec::new())?;
     memo.put(path, &stamp, d);
     Ok(d)
+}
+
+/// `sha256` of an open file's bytes (`size` from its `stat` sizes the reads).
+fn hash_content(file: &mut File, path: &Path, size: u64, buf: &mut Vec<u8>) -> Result<Digest> {
+    let mut h = Sha256::new();
+    read_sized(file, size, buf, |chunk| {
+        h.update(chunk);
+        Ok(())
+    })
+    .map_err(Error::io("read", shown(path)))?;
+    Ok(Digest(h.finalize().into()))
 }
 
 struct Hasher<'t> {
     tree: &'t dyn Tree,
     filter: Filter,
     owner: bool,
+    /// The read buffer, reused from file to file.
+    buf: RefCell<Vec<u8>>,
 }
 
 fn field(h: &mut Sha256, name: &str, value: &[u8]) {
@@ -295,7 +300,15 @@ fn hashed_xattr(name: &OsStr) -> bool {
 }
 
 impl Hasher<'_> {
-    fn header(&self, h: &mut Sha256, path: &Path, meta: &Metadata) -> Result<()> {
+    /// The header fields; `xattrs` when the caller already read them (from an open file),
+    /// else they are read from the tree.
+    fn header(
+        &self,
+        h: &mut Sha256,
+        path: &Path,
+        meta: &Metadata,
+        xattrs: Option<Vec<(OsString, Vec<u8>)>>,
+    ) -> Result<()> {
         h.update(b"v1\0");
         let kind = match meta.kind {
             FileKind::File => "file",
@@ -326,7 +339,11 @@ impl Hasher<'_> {
             }
             _ => {}
         }
-        for (name, value) in self.tree.xattrs(path)? {
+        let xattrs = match xattrs {
+            Some(xattrs) => xattrs,
+            None => self.tree.xattrs(path)?,
+        };
+        for (name, value) in xattrs {
             if hashed_xattr(&name) {
                 let key = format!("xattr.{}", name.to_string_lossy());
                 field(h, &key, hex::encode(value).as_bytes());
@@ -355,15 +372,25 @@ impl Hasher<'_> {
                 if let Some(d) = memo.get_file(path, &stamp, self.owner) {
                     return Ok(Some(d));
                 }
-                let content = file_content(self.tree, path, meta, memo)?;
-                self.header(&mut h, path, meta)?;
+                // Content and xattrs from one open descriptor: no lookup by path per read.
+                let (content, xattrs) = match memo.get(path, &stamp) {
+                    Some(content) => (content, None),
+                    None => {
+                        let mut file = self.tree.open_listed(path)?;
+                        let mut buf = self.buf.borrow_mut();
+                        let content = hash_content(&mut file, path, meta.size, &mut buf)?;
+                        memo.put(path, &stamp, content);
+                        (content, Some(file_xattrs(&file, path)?))
+                    }
+                };
+                self.header(&mut h, path, meta, xattrs)?;
                 field(&mut h, "content", content.to_hex().as_bytes());
                 let d = Digest(h.finalize().into());
                 memo.put_file(path, &stamp, self.owner, d);
                 return Ok(Some(d));
             }
             FileKind::Dir => {
-                self.header(&mut h, path, meta)?;
+                self.header(&mut h, path, meta, None)?;
                 let mut any = false;
                 for child in self.tree.read_dir(path)? {
                     let child_path = path.join(&child.name);
@@ -379,7 +406,7 @@ impl Hasher<'_> {
                     return Ok(None);
                 }
             }
-            _ => self.header(&mut h, path, meta)?,
+            _ => self.header(&mut h, path, meta, None)?,
         }
         Ok(Some(Digest(h.finalize().into())))
     }
