@@ -129,7 +129,10 @@ impl Executor for FakeExecutor {
             if let Some(wait_for) = args.get(1) {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
                 while !self.runs().iter().any(|r| r == wait_for) {
-                    assert!(tokio::time::Instant::now() < deadline, "{wait_for} never started");
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "{wait_for} never started"
+                    );
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
