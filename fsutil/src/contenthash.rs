@@ -539,7 +539,7 @@ impl Node {
     /// Feeds this entry and everything below it, in walk order, into a [`TreeStamp`].
     fn stamp(&self, h: &mut Sha256, rel: &mut Vec<u8>, newest_ctime_ns: &mut i64) {
         let m = &self.meta;
-        h.update(&(rel.len() as u64).to_le_bytes());
+        h.update((rel.len() as u64).to_le_bytes());
         h.update(&rel[..]);
         h.update([m.kind as u8, u8::from(self.descend)]);
         for n in [
