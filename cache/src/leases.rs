@@ -5,13 +5,23 @@
 //! naming snapshots. [`Store::remove`] refuses a snapshot held by a lease whose process is alive;
 //! leases of dead processes are ignored, and deleted by recovery under the exclusive lock.
 //! Dropping the [`Lease`] deletes its rows.
+//!
+//! **Rows are written lazily.** [`Store::lease`] and [`Lease::protect`] only note the lease and
+//! its snapshots in memory; [`Lease::persist`] writes the lease and everything protected so far
+//! in one transaction, and every `protect` after it writes at once. A build persists its lease
+//! before it prepares its first snapshot (the solver does so before running a step), so a build
+//! that only hits the cache writes no lease rows at all. That is safe because nothing can remove
+//! a snapshot while a build runs: removal (prune, `rmi`, recovery) needs the **exclusive** store
+//! lock and every build holds the shared one for its whole life. The rows make a working build
+//! visible ([`Store::leases`]) and are GC roots for any removal that does not wait for builds.
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::SystemTime;
 
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 use sha2::{Digest as _, Sha256};
 
 use crate::db::{from_ms, now_ms};
@@ -20,11 +30,24 @@ use crate::snapshots::{Committed, SnapshotId};
 use crate::store::Store;
 
 /// An RAII lease: the snapshots added to it are protected from removal until it is dropped (or
-/// its process dies).
+/// its process dies). Its rows are written lazily: see the [module docs](self).
 #[derive(Debug)]
 pub struct Lease {
     store: Store,
     id: String,
+    pid: u32,
+    pid_start: u64,
+    started: i64,
+    state: Mutex<LeaseState>,
+}
+
+/// Whether the lease's rows exist yet, and what to write when they are.
+#[derive(Debug)]
+enum LeaseState {
+    /// Not in the database: these snapshots are to be protected once it is.
+    Pending(BTreeSet<SnapshotId>),
+    /// In the database: `protect` writes at once.
+    Persisted,
 }
 
 /// A lease row, for inspection.
@@ -41,7 +64,7 @@ pub struct LeaseInfo {
 }
 
 impl Store {
-    /// Takes a new lease for this process.
+    /// Takes a new lease for this process. Nothing is written until [`Lease::persist`].
     pub fn lease(&self) -> Result<Lease> {
         let pid = std::process::id();
         let start = process_start_ticks(pid).unwrap_or(0);
@@ -52,15 +75,13 @@ impl Store {
         h.update(now.to_le_bytes());
         h.update(next_seq().to_le_bytes());
         let id = hex::encode(&h.finalize()[..12]);
-        self.db()
-            .execute(
-                "INSERT INTO leases (id, pid, pid_start, started) VALUES (?1, ?2, ?3, ?4)",
-                params![id, pid as i64, start as i64, now],
-            )
-            .map_err(Error::db("insert lease"))?;
         Ok(Lease {
             store: self.clone(),
             id,
+            pid,
+            pid_start: start,
+            started: now,
+            state: Mutex::new(LeaseState::Pending(BTreeSet::new())),
         })
     }
 
@@ -133,8 +154,14 @@ impl Lease {
     }
 
     /// Protects `snapshot` (and so its whole chain, since a parent cannot be removed while it
-    /// has a child) until this lease is dropped.
+    /// has a child) until this lease is dropped. Before [`persist`](Lease::persist) this is
+    /// only noted; after it, written at once.
     pub fn protect(&self, snapshot: &Committed) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let LeaseState::Pending(pending) = &mut *state {
+            pending.insert(snapshot.id.clone());
+            return Ok(());
+        }
         self.store
             .db()
             .execute(
@@ -144,10 +171,58 @@ impl Lease {
             .map_err(Error::db("add lease ref"))?;
         Ok(())
     }
+
+    /// Writes the lease and the snapshots protected so far, in one transaction (once; later
+    /// calls do nothing). Call it before preparing a snapshot on a protected one.
+    pub fn persist(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let LeaseState::Pending(pending) = &*state else {
+            return Ok(());
+        };
+        let mut conn = self.store.db();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("begin lease"))?;
+        tx.execute(
+            "INSERT INTO leases (id, pid, pid_start, started) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                self.id,
+                self.pid as i64,
+                self.pid_start as i64,
+                self.started
+            ],
+        )
+        .map_err(Error::db("insert lease"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO lease_refs (lease, snapshot) VALUES (?1, ?2)",
+                )
+                .map_err(Error::db("add lease ref"))?;
+            for id in pending {
+                stmt.execute(params![self.id, id.as_str()])
+                    .map_err(Error::db("add lease ref"))?;
+            }
+        }
+        tx.commit().map_err(Error::db("commit lease"))?;
+        *state = LeaseState::Persisted;
+        Ok(())
+    }
+
+    /// Whether [`persist`](Lease::persist) has written the lease.
+    pub fn is_persisted(&self) -> bool {
+        matches!(
+            *self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            LeaseState::Persisted
+        )
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if !self.is_persisted() {
+            return;
+        }
         // Best effort: a row left behind (full disk, killed process) is a stale lease, which is
         // ignored once this process is gone and reaped by the next exclusive open.
         let _ = self

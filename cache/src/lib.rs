@@ -45,10 +45,10 @@
 //! | table | columns | meaning |
 //! |---|---|---|
 //! | `snapshots` | `id` PK, `parent` → snapshots, `kind` (`diff`/`unpacked`), `description`, `size` (bytes on disk), `created` | committed snapshots only; a row ⇒ a complete `snapshots/<id>/fs` |
-//! | `cache_keys` | `key` PK, `snapshot` → snapshots, `preimage` (JSON text), `created`, `last_used` | cache key → result; `last_used` is bumped by [`Store::lookup`] (LRU prune) |
+//! | `cache_keys` | `key` PK, `snapshot` → snapshots, `preimage` (JSON text), `created`, `last_used` | cache key → result; `last_used` is bumped by [`Store::lookup`], or for a build's hits at once by [`Store::touch`] (LRU prune) |
 //! | `layers` | (`snapshot` → snapshots ON DELETE CASCADE, `media_type`) PK, `diff_id`, `blob`, `size` | memoized layer export per compression; `blob` is in `blobs/` |
 //! | `contenthash` | (`scope`, `path` BLOB) PK, `dev`, `ino`, `size`, `mtime_ns`, `ctime_ns`, `digest` | per-file content digest memo, valid while the stamp matches |
-//! | `leases` | `id` PK, `pid`, `pid_start` (`/proc/<pid>/stat` field 22), `started` | one per running build; stale once the process is gone |
+//! | `leases` | `id` PK, `pid`, `pid_start` (`/proc/<pid>/stat` field 22), `started` | one per running build that made a snapshot (written lazily, [`Lease::persist`]); stale once the process is gone |
 //! | `lease_refs` | (`lease` → leases ON DELETE CASCADE, `snapshot`) PK | snapshots a lease protects from removal |
 //! | `builds`, `build_steps`, `context_files` | see `builds.rs` (schema 2) | build records for `dray builds`, `cache diff` and `--explain-cache` |
 //!
@@ -76,7 +76,10 @@
 //! 6. **SQLite** runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives a
 //!    killed process; after a power loss the newest commits may be gone, but commits are never
 //!    reordered, so invariants 2–4 still hold (a lost record is a cache miss). Multi-row changes
-//!    are single transactions.
+//!    are single transactions. Closing does not checkpoint (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`):
+//!    the WAL file stays with its committed frames and the next open reads them, and SQLite's
+//!    automatic checkpoint (at 1000 WAL pages) keeps it bounded. This changes when bytes move
+//!    from the WAL into `metadata.db`, not what is committed or in which order.
 //!
 //! Deleting content (blobs, snapshots) while other processes run is only safe for what no lease,
 //! record, child or tag references, and blob deletion is only safe under the exclusive lock.
@@ -120,7 +123,7 @@ pub use images::{Descriptor, OCI_INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, TaggedIm
 pub use leases::{Lease, LeaseInfo};
 pub use lock::LockMode;
 pub use prune::{PruneFilter, PruneOptions, PruneReport, Pruned};
-pub use records::{CacheRecord, FileStamp, LayerRecord};
+pub use records::{CacheRecord, FileStamp, LayerRecord, MemoScope};
 pub use root::{Root, SYSTEM_ROOT};
 pub use snapshots::{Active, Committed, SnapshotId, SnapshotInfo, SnapshotKind};
 pub use store::Store;

@@ -2,11 +2,11 @@
 //! (`contenthash`).
 
 use std::collections::HashMap;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs::Metadata;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use dray_llb::Digest;
@@ -63,6 +63,31 @@ pub struct FileStamp {
     pub ctime_ns: i64,
 }
 
+/// The memoized digests of one contenthash scope, by path ([`Store::contenthash_scope`]).
+/// Keys are the raw path bytes: hashing a `Path` walks its components, which showed up in a
+/// no-op build's profile for a context of many files.
+#[derive(Debug, Clone, Default)]
+pub struct MemoScope {
+    entries: HashMap<Box<[u8]>, (FileStamp, Digest)>,
+}
+
+impl MemoScope {
+    /// The stamp and digest memoized for `path`.
+    pub fn get(&self, path: &Path) -> Option<&(FileStamp, Digest)> {
+        self.entries.get(path_bytes(path))
+    }
+
+    /// How many paths are memoized.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is memoized.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 /// Stamps whose ctime is this close to now are not memoized: the file could still change within
 /// the timestamp granularity without changing its stamp ("racily clean" in git's terms).
 const RACY_WINDOW: Duration = Duration::from_secs(2);
@@ -103,6 +128,59 @@ impl Store {
         let committed = load_committed(&tx, &SnapshotId::from_db(id))?;
         tx.commit().map_err(Error::db("commit lookup"))?;
         Ok(committed)
+    }
+
+    /// [`lookup`](Store::lookup) without its write: the record and its snapshot (with the
+    /// chain), read in one read transaction. `last_used` is left alone; bump it with
+    /// [`touch`](Store::touch), which takes a build's hits in one transaction, so a build that
+    /// only hits the cache need not write per step (a write transaction is the one database
+    /// cost a no-op build would otherwise pay for each step).
+    pub fn find(&self, key: &Digest) -> Result<Option<(CacheRecord, Committed)>> {
+        let mut conn = self.db();
+        // DEFERRED: a read transaction, so the record and its chain are one consistent view.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(Error::db("begin lookup"))?;
+        let record = tx
+            .query_row(
+                "SELECT key, snapshot, preimage, created, last_used FROM cache_keys WHERE key = ?1",
+                [key.to_string()],
+                record_from_row,
+            )
+            .optional()
+            .map_err(Error::db("look up cache key"))?;
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        // The foreign key guarantees the snapshot row exists.
+        let committed = load_committed(&tx, &record.snapshot)?;
+        tx.commit().map_err(Error::db("end lookup"))?;
+        Ok(committed.map(|c| (record, c)))
+    }
+
+    /// Bumps `last_used` of the records of `keys` to now, in one transaction (what
+    /// [`lookup`](Store::lookup) does for one key). Keys without a record are skipped.
+    pub fn touch(&self, keys: &[Digest]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.db();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::db("begin touch"))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE cache_keys SET last_used = max(last_used, ?2) WHERE key = ?1",
+                )
+                .map_err(Error::db("touch cache records"))?;
+            let now = now_ms();
+            for key in keys {
+                stmt.execute(params![key.to_string(), now])
+                    .map_err(Error::db("touch cache records"))?;
+            }
+        }
+        tx.commit().map_err(Error::db("commit touch"))
     }
 
     /// Records that `key` resolves to `result`. `preimage_json` must be valid JSON. Overwrites an
@@ -286,7 +364,7 @@ impl Store {
 
     /// Every memoized content digest of `scope`, by path, in one query: a tree walk looks its
     /// files up in the map instead of running one SQLite read transaction per file.
-    pub fn contenthash_scope(&self, scope: &str) -> Result<HashMap<PathBuf, (FileStamp, Digest)>> {
+    pub fn contenthash_scope(&self, scope: &str) -> Result<MemoScope> {
         let conn = self.db();
         let mut stmt = conn
             .prepare_cached(
@@ -294,24 +372,41 @@ impl Store {
                  WHERE scope = ?1",
             )
             .map_err(Error::db("read contenthash memo"))?;
-        let rows = stmt
-            .query_map([scope], |r| {
-                let path: Vec<u8> = r.get(0)?;
-                let stamp = FileStamp {
-                    dev: r.get::<_, i64>(1)? as u64,
-                    ino: r.get::<_, i64>(2)? as u64,
-                    size: r.get::<_, i64>(3)? as u64,
-                    mtime_ns: r.get(4)?,
-                    ctime_ns: r.get(5)?,
-                };
-                Ok((
-                    PathBuf::from(OsString::from_vec(path)),
-                    (stamp, digest_at(r, 6)?),
-                ))
-            })
+        let mut rows = stmt
+            .query([scope])
             .map_err(Error::db("read contenthash memo"))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(Error::db("read contenthash memo"))
+        let mut entries = HashMap::new();
+        // Columns are borrowed, not copied into Strings: a scope can hold a row for every
+        // file of a large context, and a no-op build reads them all.
+        while let Some(r) = rows.next().map_err(Error::db("read contenthash memo"))? {
+            let path: Box<[u8]> = r
+                .get_ref(0)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(Error::db("read contenthash memo"))?
+                .into();
+            let stamp = FileStamp {
+                dev: r
+                    .get::<_, i64>(1)
+                    .map_err(Error::db("read contenthash memo"))? as u64,
+                ino: r
+                    .get::<_, i64>(2)
+                    .map_err(Error::db("read contenthash memo"))? as u64,
+                size: r
+                    .get::<_, i64>(3)
+                    .map_err(Error::db("read contenthash memo"))? as u64,
+                mtime_ns: r.get(4).map_err(Error::db("read contenthash memo"))?,
+                ctime_ns: r.get(5).map_err(Error::db("read contenthash memo"))?,
+            };
+            let text = r
+                .get_ref(6)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(Error::db("read contenthash memo"))?;
+            // A row that does not parse is a miss, not an error: the memo is only a shortcut.
+            if let Ok(digest) = text.parse::<Digest>() {
+                entries.insert(path, (stamp, digest));
+            }
+        }
+        Ok(MemoScope { entries })
     }
 
     /// Memoizes many digests of `scope` in one transaction (one commit, so one WAL sync

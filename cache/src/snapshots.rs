@@ -538,16 +538,23 @@ fn disk_usage(dir: &Path) -> Result<u64> {
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).map_err(Error::io("list", &d))? {
             let entry = entry.map_err(Error::io("list", &d))?;
-            let path = entry.path();
-            let meta = fs::symlink_metadata(&path).map_err(Error::io("stat", &path))?;
-            if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+            // The listing's type spares directories a stat; `DirEntry::metadata` is an
+            // `fstatat` relative to the open directory (not following links), not a lookup
+            // of the whole path per file.
+            let kind = entry.file_type().map_err(Error::io("stat", entry.path()))?;
+            if kind.is_dir() {
+                stack.push(entry.path());
                 continue;
             }
+            let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
             if meta.is_dir() {
-                stack.push(path);
-            } else {
-                total += meta.len();
+                stack.push(entry.path());
+                continue;
             }
+            if meta.nlink() > 1 && !seen.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
+            total += meta.len();
         }
     }
     Ok(total)

@@ -48,10 +48,11 @@
 //! Changing anything here changes every key: bump `v1` and the golden digests in
 //! `tests/contenthash.rs` together.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::io::{self, Read};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -59,8 +60,8 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{Error, Result};
 use crate::fileop::has_wildcards;
 use crate::select::{Filter, Selection};
-use crate::sys::{clean_lexical, shown};
-use crate::tree::{FileKind, Metadata, Tree};
+use crate::sys::{clean_lexical, read_sized, shown};
+use crate::tree::{FileKind, Metadata, Tree, file_xattrs};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -137,6 +138,37 @@ impl FileStamp {
     }
 }
 
+/// The state of a whole directory selection, for [`Memo::get_tree`]: a digest of the path and
+/// stat fields ([`FileStamp`] plus type, mode, owner and device number) of every selected
+/// entry in walk order, the resolved root's path first. Any change the content digest sees
+/// changes one of those: data (size, mtime, ctime), mode, owner and xattrs (ctime), a symlink's
+/// target (a new inode), an entry added, removed or renamed (the paths). So an equal stamp
+/// means an equal selection digest, as an equal [`FileStamp`] does for one file, and an
+/// unchanged context costs its `stat` walk and one lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TreeStamp {
+    /// sha256 of the entries' paths and stat fields.
+    pub digest: Digest,
+    /// The newest `st_ctime` of any entry, in nanoseconds: a memo must not record a stamp
+    /// whose entries could still change without changing it (as for one file).
+    pub newest_ctime_ns: i64,
+}
+
+impl TreeStamp {
+    fn of(root: &Path, node: &Node) -> TreeStamp {
+        let mut h = Sha256::new();
+        h.update(b"tree-stamp-v1\0");
+        h.update(root.as_os_str().as_encoded_bytes());
+        h.update(b"\0");
+        let mut newest = i64::MIN;
+        node.stamp(&mut h, &mut Vec::new(), &mut newest);
+        TreeStamp {
+            digest: Digest(h.finalize().into()),
+            newest_ctime_ns: newest,
+        }
+    }
+}
+
 /// A store of file content digests, so unchanged files are not read again. The solver keeps
 /// one in its database; [`HashMapMemo`] is the in-memory one.
 pub trait Memo {
@@ -160,6 +192,21 @@ pub trait Memo {
     /// [`get_file`](Memo::get_file)).
     fn put_file(&mut self, path: &Path, stamp: &FileStamp, owner: bool, digest: Digest) {
         let _ = (path, stamp, owner, digest);
+    }
+
+    /// The digest of a whole directory selection (`key` names the selector and its options)
+    /// if it was recorded with exactly this `stamp`. A hit skips every per-file lookup, so a
+    /// no-op rebuild of a large context costs its `stat` walk only. Optional; the default
+    /// remembers nothing.
+    fn get_tree(&mut self, key: &[u8], stamp: &TreeStamp) -> Option<Digest> {
+        let _ = (key, stamp);
+        None
+    }
+
+    /// Records the digest of a whole directory selection at `stamp` (see
+    /// [`get_tree`](Memo::get_tree)).
+    fn put_tree(&mut self, key: &[u8], stamp: &TreeStamp, digest: Digest) {
+        let _ = (key, stamp, digest);
     }
 }
 
@@ -217,6 +264,7 @@ pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Re
         tree,
         filter: Filter::new(&selector.include_patterns, &selector.exclude_patterns)?,
         owner: selector.owner,
+        buf: RefCell::new(Vec::new()),
     };
     if selector.wildcard && has_wildcards(&selector.path) {
         let matches = crate::fileop::wildcard_matches(tree, &selector.path, selector.follow_links)?;
@@ -238,9 +286,48 @@ pub fn checksum(tree: &dyn Tree, selector: &Selector, memo: &mut dyn Memo) -> Re
     let meta = tree.lstat(&path)?.ok_or_else(|| Error::NotFound {
         path: shown(&clean_lexical(Path::new(&selector.path))),
     })?;
-    let digest = hasher.entry(&path, &meta, Path::new(""), memo)?;
-    // The selected root itself is always taken, so there is a digest.
-    Ok(digest.unwrap_or(Digest([0; 32])))
+    if !meta.is_dir() {
+        let digest = hasher.entry(&path, &meta, Path::new(""), memo)?;
+        // The selected root itself is always taken, so there is a digest.
+        return Ok(digest.unwrap_or(Digest([0; 32])));
+    }
+    // A directory: walk it once, then try the whole selection's memo before any per-file one.
+    let Some(node) = hasher.collect(&path, meta, Path::new(""))? else {
+        return Ok(Digest([0; 32]));
+    };
+    let key = tree_key(selector);
+    let stamp = TreeStamp::of(&path, &node);
+    if let Some(digest) = memo.get_tree(&key, &stamp) {
+        return Ok(digest);
+    }
+    let digest = hasher
+        .digest(&path, &node, memo)?
+        .unwrap_or(Digest([0; 32]));
+    memo.put_tree(&key, &stamp, digest);
+    Ok(digest)
+}
+
+/// What identifies a selection for [`Memo::get_tree`]: the selector as given, every option
+/// that changes what is hashed, and the preimage version.
+fn tree_key(selector: &Selector) -> Vec<u8> {
+    let mut key = b"tree-v1\0".to_vec();
+    let mut push = |bytes: &[u8]| {
+        key.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        key.extend_from_slice(bytes);
+    };
+    push(selector.path.as_bytes());
+    push(&[
+        u8::from(selector.follow_links),
+        u8::from(selector.wildcard),
+        u8::from(selector.owner),
+    ]);
+    for patterns in [&selector.include_patterns, &selector.exclude_patterns] {
+        push(&(patterns.len() as u64).to_le_bytes());
+        for p in patterns {
+            push(p.as_bytes());
+        }
+    }
+    key
 }
 
 /// The content digest of a file alone: `sha256(bytes)`, through the memo.
@@ -255,25 +342,28 @@ pub fn file_content(
         return Ok(d);
     }
     let mut file = tree.open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("read", shown(path))(e)),
-        }
-    }
-    let d = Digest(h.finalize().into());
+    let d = hash_content(&mut file, path, meta.size, &mut Vec::new())?;
     memo.put(path, &stamp, d);
     Ok(d)
+}
+
+/// `sha256` of an open file's bytes (`size` from its `stat` sizes the reads).
+fn hash_content(file: &mut File, path: &Path, size: u64, buf: &mut Vec<u8>) -> Result<Digest> {
+    let mut h = Sha256::new();
+    read_sized(file, size, buf, |chunk| {
+        h.update(chunk);
+        Ok(())
+    })
+    .map_err(Error::io("read", shown(path)))?;
+    Ok(Digest(h.finalize().into()))
 }
 
 struct Hasher<'t> {
     tree: &'t dyn Tree,
     filter: Filter,
     owner: bool,
+    /// The read buffer, reused from file to file.
+    buf: RefCell<Vec<u8>>,
 }
 
 fn field(h: &mut Sha256, name: &str, value: &[u8]) {
@@ -295,7 +385,15 @@ fn hashed_xattr(name: &OsStr) -> bool {
 }
 
 impl Hasher<'_> {
-    fn header(&self, h: &mut Sha256, path: &Path, meta: &Metadata) -> Result<()> {
+    /// The header fields; `xattrs` when the caller already read them (from an open file),
+    /// else they are read from the tree.
+    fn header(
+        &self,
+        h: &mut Sha256,
+        path: &Path,
+        meta: &Metadata,
+        xattrs: Option<Vec<(OsString, Vec<u8>)>>,
+    ) -> Result<()> {
         h.update(b"v1\0");
         let kind = match meta.kind {
             FileKind::File => "file",
@@ -326,7 +424,11 @@ impl Hasher<'_> {
             }
             _ => {}
         }
-        for (name, value) in self.tree.xattrs(path)? {
+        let xattrs = match xattrs {
+            Some(xattrs) => xattrs,
+            None => self.tree.xattrs(path)?,
+        };
+        for (name, value) in xattrs {
             if hashed_xattr(&name) {
                 let key = format!("xattr.{}", name.to_string_lossy());
                 field(h, &key, hex::encode(value).as_bytes());
@@ -335,19 +437,36 @@ impl Hasher<'_> {
         Ok(())
     }
 
-    /// The digest of the entry at `path` (`rel` to the selected root), or `None` when the
-    /// filter leaves it (and everything in it) out.
-    fn entry(
-        &self,
-        path: &Path,
-        meta: &Metadata,
-        rel: &Path,
-        memo: &mut dyn Memo,
-    ) -> Result<Option<Digest>> {
+    /// Walks the entry at `path` (`rel` to the selected root): its metadata and, for a
+    /// directory, its selected entries, recursively. `None` when the filter leaves it (and
+    /// everything in it) out. The walk comes first, so that the selection's [`TreeStamp`] is
+    /// known before any digest is looked up or computed.
+    fn collect(&self, path: &Path, meta: Metadata, rel: &Path) -> Result<Option<Node>> {
         let selection = self.filter.select(rel, meta.is_dir());
         if selection == Selection::Skip {
             return Ok(None);
         }
+        let mut children = Vec::new();
+        if meta.is_dir() {
+            for child in self.tree.read_dir(path)? {
+                let child_path = path.join(&child.name);
+                let child_rel = rel.join(&child.name);
+                if let Some(node) = self.collect(&child_path, child.metadata, &child_rel)? {
+                    children.push((child.name, node));
+                }
+            }
+        }
+        Ok(Some(Node {
+            meta,
+            descend: selection == Selection::Descend,
+            children,
+        }))
+    }
+
+    /// The digest of a collected entry at `path`, or `None` for a directory that was only
+    /// looked into and holds nothing selected.
+    fn digest(&self, path: &Path, node: &Node, memo: &mut dyn Memo) -> Result<Option<Digest>> {
+        let meta = &node.meta;
         let mut h = Sha256::new();
         match meta.kind {
             FileKind::File => {
@@ -355,32 +474,98 @@ impl Hasher<'_> {
                 if let Some(d) = memo.get_file(path, &stamp, self.owner) {
                     return Ok(Some(d));
                 }
-                let content = file_content(self.tree, path, meta, memo)?;
-                self.header(&mut h, path, meta)?;
+                // Content and xattrs from one open descriptor: no lookup by path per read.
+                let (content, xattrs) = match memo.get(path, &stamp) {
+                    Some(content) => (content, None),
+                    None => {
+                        let mut file = self.tree.open_listed(path)?;
+                        let mut buf = self.buf.borrow_mut();
+                        let content = hash_content(&mut file, path, meta.size, &mut buf)?;
+                        memo.put(path, &stamp, content);
+                        (content, Some(file_xattrs(&file, path)?))
+                    }
+                };
+                self.header(&mut h, path, meta, xattrs)?;
                 field(&mut h, "content", content.to_hex().as_bytes());
                 let d = Digest(h.finalize().into());
                 memo.put_file(path, &stamp, self.owner, d);
                 return Ok(Some(d));
             }
             FileKind::Dir => {
-                self.header(&mut h, path, meta)?;
+                self.header(&mut h, path, meta, None)?;
                 let mut any = false;
-                for child in self.tree.read_dir(path)? {
-                    let child_path = path.join(&child.name);
-                    let child_rel = rel.join(&child.name);
-                    if let Some(d) = self.entry(&child_path, &child.metadata, &child_rel, memo)? {
+                for (name, child) in &node.children {
+                    if let Some(d) = self.digest(&path.join(name), child, memo)? {
                         any = true;
-                        h.update(child.name.as_encoded_bytes());
+                        h.update(name.as_encoded_bytes());
                         h.update(b"\0");
                         h.update(d.0);
                     }
                 }
-                if selection == Selection::Descend && !any {
+                if node.descend && !any {
                     return Ok(None);
                 }
             }
-            _ => self.header(&mut h, path, meta)?,
+            _ => self.header(&mut h, path, meta, None)?,
         }
         Ok(Some(Digest(h.finalize().into())))
+    }
+
+    /// The digest of the entry at `path` (`rel` to the selected root), or `None` when the
+    /// filter leaves it out.
+    fn entry(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        rel: &Path,
+        memo: &mut dyn Memo,
+    ) -> Result<Option<Digest>> {
+        match self.collect(path, meta.clone(), rel)? {
+            Some(node) => self.digest(path, &node, memo),
+            None => Ok(None),
+        }
+    }
+}
+
+/// One walked entry: its metadata and, for a directory, its selected entries by name.
+struct Node {
+    meta: Metadata,
+    /// A directory not selected itself, only looked into ([`Selection::Descend`]).
+    descend: bool,
+    children: Vec<(OsString, Node)>,
+}
+
+impl Node {
+    /// Feeds this entry and everything below it, in walk order, into a [`TreeStamp`].
+    fn stamp(&self, h: &mut Sha256, rel: &mut Vec<u8>, newest_ctime_ns: &mut i64) {
+        let m = &self.meta;
+        h.update((rel.len() as u64).to_le_bytes());
+        h.update(&rel[..]);
+        h.update([m.kind as u8, u8::from(self.descend)]);
+        for n in [
+            m.mode as u64,
+            m.uid as u64,
+            m.gid as u64,
+            m.size,
+            m.rdev,
+            m.dev,
+            m.ino,
+        ] {
+            h.update(n.to_le_bytes());
+        }
+        for t in [m.mtime_ns, m.ctime_ns] {
+            h.update(t.to_le_bytes());
+        }
+        *newest_ctime_ns = (*newest_ctime_ns).max(m.ctime_ns);
+        h.update((self.children.len() as u64).to_le_bytes());
+        for (name, child) in &self.children {
+            let len = rel.len();
+            if len > 0 {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(name.as_encoded_bytes());
+            child.stamp(h, rel, newest_ctime_ns);
+            rel.truncate(len);
+        }
     }
 }

@@ -155,6 +155,46 @@ pub(crate) fn clean_lexical(path: &Path) -> PathBuf {
     out
 }
 
+/// The largest first `read(2)` [`read_sized`] makes: files up to this size are read whole in
+/// one call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads `file` to its end, handing each chunk to `sink`, with as few `read(2)` calls as
+/// possible. `size` is the size the caller's `stat` saw: the buffer is sized to hold one byte
+/// more, so a file no longer than that is read in **one** call. A read that comes back short
+/// once the bytes read reach `size` is taken as the end of the file (a regular file reads
+/// short only at its end), so no second call is spent just to see `0`; a file that grew since
+/// the `stat` is read on to its real end. Returns the bytes read.
+pub(crate) fn read_sized(
+    file: &mut std::fs::File,
+    size: u64,
+    buf: &mut Vec<u8>,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    use std::io::Read;
+    let want = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1)
+        .min(READ_CHUNK);
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        sink(&buf[..n])?;
+        total += n as u64;
+        if n < buf.len() && total == size {
+            return Ok(total);
+        }
+    }
+}
+
 /// A tree path shown as an absolute path of its filesystem, for messages.
 pub(crate) fn shown(rel: &Path) -> PathBuf {
     Path::new("/").join(rel)

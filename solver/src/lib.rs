@@ -317,6 +317,10 @@ impl Solver {
             }
         };
         job.close_running();
+        {
+            let job = job.clone();
+            let _ = tokio::task::spawn_blocking(move || job.touch_hits()).await;
+        }
         while let Ok(event) = rx.try_recv() {
             reporter.on_event(&event);
         }

@@ -125,6 +125,8 @@ pub(crate) struct Job {
     pub memo: Arc<StoreMemo>,
     pub outcomes: Mutex<BTreeMap<Digest, VertexOutcome>>,
     running: Mutex<HashSet<Digest>>,
+    /// Keys whose records were hit, for one `last_used` bump at the end ([`Job::touch_hits`]).
+    hits: Mutex<Vec<Digest>>,
 }
 
 /// Options of [`Job::new`].
@@ -162,6 +164,7 @@ impl Job {
             secrets: parts.secrets,
             outcomes: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
+            hits: Mutex::new(Vec::new()),
         })
     }
 
@@ -499,6 +502,12 @@ impl Job {
             return Err(Failed);
         }
         let _running = self.start(&v);
+        // The lease's rows are written before the first step prepares a snapshot on what it
+        // protects (it is only in memory until then: a build that hits the cache writes none).
+        let lease = self.lease.clone();
+        blocking(move || Ok(lease.persist()?))
+            .await
+            .map_err(|e| self.fail(&v, e))?;
         let outputs = self.run(&v, inputs).await.map_err(|e| self.fail(&v, e))?;
         let (job, keys2, outs) = (self.clone(), keys.clone(), outputs.clone());
         blocking(move || job.save(&keys2, &outs))
@@ -609,15 +618,16 @@ impl Job {
             return Ok(None);
         }
         let mut out = Vec::new();
+        let mut hits = Vec::new();
         for key in keys {
             let ck = *key;
-            let Some(c) = self.store.lookup(&ck)? else {
+            // Read-only: the hits' `last_used` is bumped once, for the whole build, by `touch`.
+            let Some((record, c)) = self.store.find(&ck)? else {
                 return Ok(None);
             };
-            let chain = self
-                .store
-                .cache_record(&ck)?
-                .and_then(|r| serde_json::from_str::<Preimage>(&r.preimage).ok())
+            hits.push(ck);
+            let chain = serde_json::from_str::<Preimage>(&record.preimage)
+                .ok()
                 .and_then(|p| p.result_chain);
             self.lease.protect(&c)?;
             match chain {
@@ -636,7 +646,18 @@ impl Job {
                 }
             }
         }
+        self.hits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(hits);
         Ok(Some(out))
+    }
+
+    /// Bumps `last_used` of every record this solve hit, in one transaction. Best effort: a
+    /// failure only leaves the LRU order a little stale.
+    pub(crate) fn touch_hits(&self) {
+        let hits = std::mem::take(&mut *self.hits.lock().unwrap_or_else(PoisonError::into_inner));
+        let _ = self.store.touch(&hits);
     }
 
     /// Saves one record per output that has a snapshot.

@@ -67,6 +67,35 @@ fn first_build_runs_everything_and_rebuild_is_one_cache_hit() {
 }
 
 #[test]
+fn a_fully_cached_rebuild_writes_no_lease_and_bumps_its_hits_once() {
+    let fx = Fixture::new();
+    fx.write("a.txt", "A");
+    fx.write("b.txt", "B");
+    let d = def(&two_copies_and_run());
+    let out = rt()
+        .block_on(fx.solver().solve(&d, &RecordingReporter::new()))
+        .unwrap();
+    // The head holds the build's lease: it was written, because the build made snapshots.
+    assert_eq!(fx.store.leases().unwrap().len(), 1);
+    drop(out);
+    assert!(fx.store.leases().unwrap().is_empty());
+    let before = fx.store.cache_records().unwrap();
+    assert_eq!(before.len(), 3);
+
+    std::thread::sleep(Duration::from_millis(20));
+    let again = rt()
+        .block_on(fx.solver().solve(&d, &RecordingReporter::new()))
+        .unwrap();
+    // Only hits: the lease stayed in memory (nothing can remove a snapshot while this build
+    // holds the shared store lock), and each hit's last_used moved forward.
+    assert!(fx.store.leases().unwrap().is_empty());
+    let after = fx.store.cache_records().unwrap();
+    let head = after.iter().find(|r| r.key == again.head_key).unwrap();
+    let head_before = before.iter().find(|r| r.key == again.head_key).unwrap();
+    assert!(head.last_used > head_before.last_used, "{head:?}");
+}
+
+#[test]
 fn editing_one_context_file_reruns_only_its_copy_and_dependents() {
     let fx = Fixture::new();
     fx.write("a.txt", "A");

@@ -379,7 +379,7 @@ pub(crate) fn context_files(store: &Store, context: &Path, patterns: &Patterns) 
 
 /// The solver's whole-file memo, read once.
 struct StoreMap {
-    known: HashMap<PathBuf, (dray_cache::FileStamp, dray_cache::Digest)>,
+    known: dray_cache::MemoScope,
 }
 
 impl ch::Memo for StoreMap {

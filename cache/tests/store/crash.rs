@@ -52,6 +52,7 @@ pub(crate) fn child_main() {
             let id: SnapshotId = arg.parse().unwrap();
             let lease = store.lease().unwrap();
             lease.protect(&store.get(&id).unwrap()).unwrap();
+            lease.persist().unwrap();
             // Exit without releasing, as a killed build would.
             std::mem::forget(lease);
         }

@@ -171,3 +171,32 @@ fn contenthash_skips_racily_clean_files() {
     assert!(!store.contenthash_put("ctx", &file, &stamp, &d).unwrap());
     assert_eq!(store.contenthash_get("ctx", &file, &stamp).unwrap(), None);
 }
+
+#[test]
+fn find_does_not_write_and_touch_bumps_a_batch() {
+    let (_dir, store) = store();
+    let a = store.commit(store.prepare(None).unwrap(), "a").unwrap();
+    let b = store.commit(store.prepare(Some(&a)).unwrap(), "b").unwrap();
+    let (ka, kb, missing) = (Digest::of(b"a"), Digest::of(b"b"), Digest::of(b"none"));
+    store.save(&ka, "{}", &a).unwrap();
+    store.save(&kb, "[]", &b).unwrap();
+    let saved_b = store.cache_record(&kb).unwrap().unwrap();
+
+    std::thread::sleep(Duration::from_millis(20));
+    let (record, committed) = store.find(&kb).unwrap().unwrap();
+    assert_eq!(committed, b, "the chain is included");
+    assert_eq!(
+        record, saved_b,
+        "find returns the record as it is, last_used untouched"
+    );
+    assert_eq!(store.cache_record(&kb).unwrap().unwrap(), saved_b);
+    assert_eq!(store.find(&missing).unwrap(), None);
+
+    store.touch(&[ka, kb, missing]).unwrap();
+    for key in [ka, kb] {
+        let r = store.cache_record(&key).unwrap().unwrap();
+        assert!(r.last_used > saved_b.last_used, "{r:?}");
+    }
+    assert_eq!(store.cache_record(&missing).unwrap(), None);
+    store.touch(&[]).unwrap();
+}

@@ -131,6 +131,10 @@ fn remove_refuses_used_snapshots() {
 
     let lease = store.lease().unwrap();
     lease.protect(&b).unwrap();
+    // Until persisted, a lease is only in memory (a build that hits the cache writes nothing).
+    assert!(store.leases().unwrap().is_empty());
+    assert!(store.leased_snapshots().unwrap().is_empty());
+    lease.persist().unwrap();
     assert_eq!(
         store
             .leased_snapshots()
@@ -148,8 +152,13 @@ fn remove_refuses_used_snapshots() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // After persisting, protecting writes at once.
+    let c = store.commit(store.prepare(Some(&b)).unwrap(), "c").unwrap();
+    lease.protect(&c).unwrap();
+    assert_eq!(store.leased_snapshots().unwrap().len(), 2);
     drop(lease);
     assert!(store.leases().unwrap().is_empty());
+    store.remove(&c.id).unwrap();
 
     store.remove(&b.id).unwrap();
     store.remove(&a.id).unwrap();

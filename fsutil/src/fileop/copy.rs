@@ -1,7 +1,7 @@
 //! `Copy`: BuildKit's `docopy` and fsutil's `copy.Copy`, writing into an upper layer.
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::chmod::ModeSpec;
@@ -11,8 +11,8 @@ use super::wildcard::{has_wildcards, resolve_wildcards};
 use super::{Copy, Mode};
 use crate::error::{Error, Result};
 use crate::select::{Filter, Selection};
-use crate::sys::{clean_lexical, shown};
-use crate::tree::{FileKind, Metadata, Tree};
+use crate::sys::{clean_lexical, read_sized, shown};
+use crate::tree::{FileKind, Metadata, Tree, file_xattrs};
 
 fn secs(t: i64) -> i64 {
     t.saturating_mul(1_000_000_000)
@@ -41,7 +41,14 @@ struct Copier<'s, 'u, 'l> {
     replace: bool,
     /// Source `(dev, ino)` of multiply-linked files → where the first copy went.
     inodes: HashMap<(u64, u64), PathBuf>,
+    /// The data buffer, reused from file to file.
+    buf: Vec<u8>,
 }
+
+/// Files up to this size are copied with `read`/`write` through [`Copier::buf`], sized so that
+/// each takes one call of each; larger ones with `copy_file_range` (which a filesystem with
+/// reflinks turns into a clone), via `io::copy`.
+const SMALL_FILE: u64 = 64 * 1024;
 
 pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
     let mode = match &c.mode {
@@ -108,6 +115,7 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
         filter,
         replace: c.always_replace_existing,
         inodes: HashMap::new(),
+        buf: Vec::new(),
     };
     for source in sources {
         let followed = src.resolve(&source, c.follow_symlinks)?;
@@ -149,6 +157,7 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
             &meta,
             Path::new(""),
             &target,
+            false,
             false,
             &mut Vec::new(),
         )?;
@@ -196,6 +205,11 @@ impl Copier<'_, '_, '_> {
         Ok(())
     }
 
+    /// Copies one source entry (and what is below it) to `target`. `fresh`: `target`'s parent
+    /// is a directory this copy created, empty in the merged view (a new directory hides what
+    /// lower has at its path), so nothing is at `target` yet and the lookups that
+    /// [`Upper::prepare`] makes can be skipped: that is most entries of a large `COPY`.
+    #[allow(clippy::too_many_arguments)]
     fn copy_entry(
         &mut self,
         src_path: &Path,
@@ -203,6 +217,7 @@ impl Copier<'_, '_, '_> {
         rel: &Path,
         target: &Path,
         overwrite_meta: bool,
+        fresh: bool,
         pending: &mut Vec<Pending>,
     ) -> Result<()> {
         match self.filter.select(rel, meta.is_dir()) {
@@ -222,6 +237,7 @@ impl Copier<'_, '_, '_> {
                         &rel.join(&entry.name),
                         &target.join(&entry.name),
                         true,
+                        false,
                         pending,
                     )?;
                 }
@@ -232,8 +248,13 @@ impl Copier<'_, '_, '_> {
         self.flush(pending)?;
         match meta.kind {
             FileKind::Dir => {
-                let created = self.up.prepare(target, true, self.replace)? == Slot::Empty;
-                if created {
+                let created = if fresh {
+                    self.up.create_fresh_dir(target)?;
+                    true
+                } else {
+                    self.up.prepare(target, true, self.replace)? == Slot::Empty
+                };
+                if created && !fresh {
                     self.up.create_dir(target, 0o700, Owner::default())?;
                 }
                 let mut inner = Vec::new();
@@ -244,6 +265,7 @@ impl Copier<'_, '_, '_> {
                         &rel.join(&entry.name),
                         &target.join(&entry.name),
                         true,
+                        created,
                         &mut inner,
                     )?;
                 }
@@ -256,7 +278,9 @@ impl Copier<'_, '_, '_> {
                 Ok(())
             }
             FileKind::File => {
-                self.up.prepare(target, false, self.replace)?;
+                if !fresh {
+                    self.up.prepare(target, false, self.replace)?;
+                }
                 if meta.nlink > 1 {
                     if let Some(first) = self.inodes.get(&(meta.dev, meta.ino)) {
                         let first = first.clone();
@@ -264,24 +288,48 @@ impl Copier<'_, '_, '_> {
                     }
                     self.inodes.insert((meta.dev, meta.ino), target.to_owned());
                 }
-                let mut from = self.src.open(src_path)?;
-                let mut to = self.up.create_file_mode(target, self.mode_of(meta))?;
-                io::copy(&mut from, &mut to).map_err(Error::io("copy to", shown(target)))?;
-                drop(to);
-                self.apply_meta(src_path, meta, target)
+                self.copy_file(src_path, meta, target)
             }
             FileKind::Symlink => {
-                self.up.prepare(target, false, self.replace)?;
+                if !fresh {
+                    self.up.prepare(target, false, self.replace)?;
+                }
                 let link = self.src.read_link(src_path)?;
                 self.up.create_symlink(target, &link)?;
                 self.apply_meta(src_path, meta, target)
             }
             FileKind::CharDevice | FileKind::BlockDevice | FileKind::Fifo | FileKind::Socket => {
-                self.up.prepare(target, false, self.replace)?;
+                if !fresh {
+                    self.up.prepare(target, false, self.replace)?;
+                }
                 self.up.create_node(target, meta.kind, meta.rdev)?;
                 self.apply_meta(src_path, meta, target)
             }
         }
+    }
+
+    /// A regular file: data, then owner, mode, times and xattrs, all through the two open
+    /// descriptors (the source's xattrs are read from it, the copy's set on it), so a small
+    /// file costs two opens, one read, one write and the metadata calls that change
+    /// something, with no lookup by name after the opens.
+    fn copy_file(&mut self, src_path: &Path, meta: &Metadata, target: &Path) -> Result<()> {
+        let mut from = self.src.open_listed(src_path)?;
+        let mode = self.mode_of(meta);
+        let mut to = self.up.create_file_mode(target, mode)?;
+        if meta.size > SMALL_FILE {
+            io::copy(&mut from, &mut to).map_err(Error::io("copy to", shown(target)))?;
+        } else {
+            read_sized(&mut from, meta.size, &mut self.buf, |chunk| {
+                to.write_all(chunk)
+            })
+            .map_err(Error::io("copy to", shown(target)))?;
+        }
+        let (uid, gid) = self.owner.map_or((meta.uid, meta.gid), |o| (o.uid, o.gid));
+        self.up.set_file_owner_mode(&to, target, uid, gid, mode)?;
+        let (atime, mtime) = self.times(meta);
+        self.up.set_file_times(&to, target, atime, mtime)?;
+        let xattrs = file_xattrs(&from, src_path)?;
+        self.up.set_file_xattrs(&to, target, &xattrs)
     }
 
     /// The times to give a copy of `meta`: the source's, or `timestamp`.

@@ -198,6 +198,17 @@ impl<'a> Upper<'a> {
         Ok(self.upper_lstat(path)?.is_some_and(|m| m.is_whiteout()))
     }
 
+    /// [`create_dir`](Self::create_dir) (mode `0o700`, root-owned, as copies start them) where
+    /// the caller knows nothing is visible: `path`'s parent was itself just created by this
+    /// writer, so there is nothing to clear in upper and nothing of lower to hide.
+    pub(crate) fn create_fresh_dir(&mut self, path: &Path) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        rustix::fs::mkdirat(dir.fd(), &name, Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::io("create directory", shown(path))(errno_io(e)))?;
+        let root = Owner::default();
+        self.set_owner_mode(path, root.uid, root.gid, Some(0o700), FileKind::Dir)
+    }
+
     /// Removes whatever upper has at `path` (an entry or a whiteout), recursively.
     pub(crate) fn clear_upper(&mut self, path: &Path) -> Result<()> {
         let Some(meta) = self.upper_lstat(path)? else {
@@ -394,6 +405,72 @@ impl<'a> Upper<'a> {
                 AtFlags::empty(),
             )
             .map_err(|e| Error::io("chmod", shown(path))(errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    /// [`set_owner_mode`](Self::set_owner_mode) for a regular file this writer created and
+    /// holds open: the same checks and calls, through the descriptor (`fstat`, `fchown`,
+    /// `fchmod`), so the parent is not searched by name again.
+    pub(crate) fn set_file_owner_mode(
+        &self,
+        file: &File,
+        path: &Path,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> Result<()> {
+        let now =
+            rustix::fs::fstat(file).map_err(|e| Error::io("stat", shown(path))(errno_io(e)))?;
+        let chown = now.st_uid != uid || now.st_gid != gid;
+        if chown {
+            rustix::fs::fchown(
+                file,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| Error::io("chown", shown(path))(errno_io(e)))?;
+        }
+        // As in `set_owner_mode`: chown may have cleared setuid/setgid.
+        if chown || now.st_mode & 0o7777 != mode & 0o7777 {
+            rustix::fs::fchmod(file, Mode::from_raw_mode(mode & 0o7777))
+                .map_err(|e| Error::io("chmod", shown(path))(errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the times of a regular file this writer holds open (`futimens`), after its data:
+    /// a later write would move its mtime again.
+    pub(crate) fn set_file_times(
+        &self,
+        file: &File,
+        path: &Path,
+        atime_ns: i64,
+        mtime_ns: i64,
+    ) -> Result<()> {
+        let times = Timestamps {
+            last_access: ts(atime_ns),
+            last_modification: ts(mtime_ns),
+        };
+        rustix::fs::futimens(file, &times)
+            .map_err(|e| Error::io("set times of", shown(path))(errno_io(e)))
+    }
+
+    /// [`set_xattrs`](Self::set_xattrs) through an open descriptor (`fsetxattr`), with the
+    /// same errors skipped.
+    pub(crate) fn set_file_xattrs(
+        &self,
+        file: &File,
+        path: &Path,
+        xattrs: &[(OsString, Vec<u8>)],
+    ) -> Result<()> {
+        use xattr::FileExt;
+        for (key, value) in xattrs {
+            match file.set_xattr(key, value) {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(1) | Some(95)) => {}
+                Err(e) => return Err(Error::io("set xattrs of", shown(path))(e)),
+            }
         }
         Ok(())
     }

@@ -185,6 +185,22 @@ impl Tree for DirTree {
         .map_err(|e| Error::io("open", shown(path))(e.into()))
     }
 
+    fn open_listed(&self, path: &Path) -> Result<File> {
+        // Listed by `read_dir`, so not hidden: only the open itself.
+        let (dir, name) = self
+            .locate(path)?
+            .ok_or_else(|| Error::NotFound { path: shown(path) })?;
+        let name = name.unwrap_or_else(|| OsString::from("."));
+        rustix::fs::openat(
+            dir.fd(),
+            &name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|e| Error::io("open", shown(path))(e.into()))
+    }
+
     fn read_link(&self, path: &Path) -> Result<PathBuf> {
         let proc = self
             .host_path(path)?
@@ -228,6 +244,30 @@ pub(crate) fn read_xattrs(
             xattr::get(proc, &name)
         }
         .map_err(Error::io("read xattrs of", shown(shown_as)))?;
+        if let Some(value) = value {
+            out.push((name, value));
+        }
+    }
+    out.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    Ok(out)
+}
+
+/// [`read_xattrs`] through an open descriptor (`flistxattr`/`fgetxattr`).
+pub(crate) fn fd_xattrs(file: &File, shown_as: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+    use xattr::FileExt;
+    let names = match file.list_xattr() {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(95) => return Ok(Vec::new()), // EOPNOTSUPP
+        Err(e) => return Err(Error::io("list xattrs of", shown(shown_as))(e)),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if !keep_xattr(&name) {
+            continue;
+        }
+        let value = file
+            .get_xattr(&name)
+            .map_err(Error::io("read xattrs of", shown(shown_as)))?;
         if let Some(value) = value {
             out.push((name, value));
         }

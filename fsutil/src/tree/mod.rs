@@ -175,8 +175,17 @@ pub trait Tree {
     /// The entries of the directory at `path`, sorted by name (byte order).
     fn read_dir(&self, path: &Path) -> Result<Vec<DirEntry>>;
 
-    /// Opens the regular file at `path` for reading (a final symlink is not followed).
+    /// Opens the regular file at `path` for reading (a final symlink is not followed). The
+    /// descriptor is the entry itself, so its extended attributes are the ones
+    /// [`xattrs`](Tree::xattrs) reports ([`file_xattrs`] reads them from it).
     fn open(&self, path: &Path) -> Result<File>;
+
+    /// [`open`](Tree::open) for a path that [`read_dir`](Tree::read_dir) of this tree just
+    /// listed: implementations may skip checks `read_dir` already made (a `.dockerignore`d
+    /// path is never listed), saving a `stat` per file in a walk. The default is `open`.
+    fn open_listed(&self, path: &Path) -> Result<File> {
+        self.open(path)
+    }
 
     /// The target of the symlink at `path`, verbatim.
     fn read_link(&self, path: &Path) -> Result<PathBuf>;
@@ -274,6 +283,14 @@ fn components(path: &Path) -> Vec<OsString> {
             _ => None,
         })
         .collect()
+}
+
+/// The extended attributes of an open file, as [`Tree::xattrs`] reports them for the entry
+/// the file was opened from (sorted, overlayfs's own left out). Reading them from the
+/// descriptor (`flistxattr(2)`) spares the path lookup per file of a walk. `shown_as` names
+/// the entry in errors.
+pub fn file_xattrs(file: &File, shown_as: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+    dir::fd_xattrs(file, shown_as)
 }
 
 /// Keeps the xattrs a copy or a hash should see: everything but overlayfs's own

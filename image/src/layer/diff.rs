@@ -1,17 +1,24 @@
 //! Walking a snapshot directory and turning each inode into tar [`Entry`]s: file types, hard
 //! links, whiteouts, opaque directories and the xattr rule (all documented on the parent module).
+//!
+//! The walk works relative to open directory descriptors (`getdents`, then `openat` of each
+//! regular file and directory by name, `fstat` and `flistxattr` on what was opened), so an
+//! entry costs no path lookup from the root: with many small files the lookups, not the data,
+//! were most of the time. Only the rare other entries (symlinks, devices, FIFOs, whiteouts)
+//! are looked at by path. Metadata comes from the opened descriptor itself, so the header and
+//! the data always describe the same inode.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs::{File, Metadata};
 use std::io::{self, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use rustix::fs::{FileType, Mode, OFlags};
 use tar::EntryType;
-use walkdir::WalkDir;
 
 use super::tar::{Entry, TarWriter};
 use super::{DiffSource, LayerOptions};
@@ -34,29 +41,26 @@ pub(super) fn write_entries<W: Write>(
         opts,
         first_paths: HashMap::new(),
     };
-    let walk = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1);
-    for item in walk {
-        let entry = item.map_err(|e| {
-            let path = e.path().unwrap_or(root).to_owned();
-            Error::Walk {
-                path,
-                source: io::Error::from(e),
-            }
-        })?;
-        let md = entry.metadata().map_err(|e| Error::Walk {
-            path: entry.path().to_owned(),
-            source: e.into(),
-        })?;
-        let rel = entry
-            .path()
-            .strip_prefix(root)
-            .expect("walkdir yields paths under its root");
-        differ.emit(tar, entry.path(), rel.as_os_str().as_bytes(), &md)?;
+    let dir = File::open(root).map_err(|source| Error::Walk {
+        path: root.to_owned(),
+        source,
+    })?;
+    differ.walk(tar, &dir, root, &mut Vec::new())
+}
+
+/// Opens `name` in `dir` without following a symlink: a directory to list, or a regular file
+/// to read. `None` when it is not (any more) what the listing said; the caller then looks at
+/// it by path.
+fn open_at(dir: &File, name: &OsStr, directory: bool) -> Option<File> {
+    // O_NONBLOCK: should the entry have become a FIFO since the listing, the open must not
+    // wait for a writer (its fstat then shows what it is).
+    let mut flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    if directory {
+        flags |= OFlags::DIRECTORY;
     }
-    Ok(())
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+        .ok()
+        .map(File::from)
 }
 
 struct Differ<'a> {
@@ -66,12 +70,86 @@ struct Differ<'a> {
 }
 
 impl Differ<'_> {
+    /// Appends the entries of the directory `dir` (at `dir_path` on the host, `rel` in the
+    /// layer), siblings sorted by name bytes, each directory before its contents.
+    fn walk<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        dir: &File,
+        dir_path: &Path,
+        rel: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let walk_err = |source: io::Error| Error::Walk {
+            path: dir_path.to_owned(),
+            source,
+        };
+        let mut names: Vec<(OsString, FileType)> = Vec::new();
+        let mut listing = rustix::fs::Dir::read_from(dir).map_err(|e| walk_err(e.into()))?;
+        while let Some(entry) = listing.read() {
+            let entry = entry.map_err(|e| walk_err(e.into()))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            names.push((OsString::from_vec(name.to_vec()), entry.file_type()));
+        }
+        drop(listing);
+        names.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+
+        for (name, kind) in names {
+            let base = rel.len();
+            if !rel.is_empty() {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(name.as_bytes());
+            let path = dir_path.join(&name);
+            let mut opened = match kind {
+                FileType::RegularFile => open_at(dir, &name, false),
+                FileType::Directory => open_at(dir, &name, true),
+                _ => None,
+            };
+            let stat_err = |source| Error::Walk {
+                path: path.clone(),
+                source,
+            };
+            let md = match &opened {
+                Some(file) => file.metadata().map_err(stat_err)?,
+                None => {
+                    let md = std::fs::symlink_metadata(&path).map_err(stat_err)?;
+                    if md.is_dir() || md.is_file() {
+                        // The listing's type was unknown (or stale): open what it really is,
+                        // and describe the inode that was opened.
+                        let file = open_at(dir, &name, md.is_dir()).ok_or_else(|| {
+                            stat_err(io::Error::other("changed while the layer was written"))
+                        })?;
+                        let md = file.metadata().map_err(stat_err)?;
+                        opened = Some(file);
+                        md
+                    } else {
+                        md
+                    }
+                }
+            };
+            self.emit(tar, &path, rel, &md, opened.as_mut())?;
+            if md.is_dir()
+                && let Some(sub) = &opened
+            {
+                self.walk(tar, sub, &path, rel)?;
+            }
+            rel.truncate(base);
+        }
+        Ok(())
+    }
+
+    /// Appends the entry for one inode. `opened` is the inode itself, open, for a regular file
+    /// (its data) or a directory (its xattrs).
     fn emit<W: Write>(
         &mut self,
         tar: &mut TarWriter<W>,
         path: &Path,
         rel: &[u8],
         md: &Metadata,
+        opened: Option<&mut File>,
     ) -> Result<(), Error> {
         let ft = md.file_type();
         let overlay = self.opts.source == DiffSource::OverlayUpper;
@@ -90,7 +168,11 @@ impl Differ<'_> {
             return Ok(());
         }
 
-        let attrs = read_xattrs(path, overlay)?;
+        let source = match &opened {
+            Some(file) => XattrSource::Fd(file),
+            None => XattrSource::Path(path),
+        };
+        let attrs = read_xattrs(&source, path, overlay)?;
         let mut entry = Entry {
             name: rel.to_vec(),
             kind: EntryType::Regular,
@@ -130,23 +212,13 @@ impl Differ<'_> {
             Ok(())
         } else if ft.is_file() {
             entry.size = md.len();
-            let mut file = File::open(path).map_err(|source| Error::Read {
+            // `walk` opens every regular file before describing it: the metadata is the open
+            // inode's, so the header and the data cannot come from two different files.
+            let file = opened.ok_or_else(|| Error::Read {
                 path: path.to_owned(),
-                source,
+                source: io::Error::other("a regular file that was not opened"),
             })?;
-            // The walk's lstat and the open are two lookups; make sure they saw the same inode.
-            let opened = file.metadata().map_err(|source| Error::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-            if (opened.dev(), opened.ino()) != (md.dev(), md.ino()) {
-                return Err(Error::FileChanged {
-                    path: path.to_owned(),
-                    expected: md.len(),
-                    actual: opened.len(),
-                });
-            }
-            tar.append(&entry, Some(&mut file), path)
+            tar.append(&entry, Some(file), path)
         } else if ft.is_symlink() {
             entry.kind = EntryType::Symlink;
             let target = std::fs::read_link(path).map_err(|source| Error::Read {
@@ -195,7 +267,32 @@ fn keep_xattr(name: &[u8]) -> bool {
     name == b"security.capability" || name.starts_with(b"user.") || name.starts_with(b"trusted.")
 }
 
-fn read_xattrs(path: &Path, overlay: bool) -> Result<Xattrs, Error> {
+/// Where to read an inode's xattrs: its open descriptor (`flistxattr`), or its path for the
+/// entries the walk does not open (the `l*` calls: symlinks are not followed).
+enum XattrSource<'a> {
+    Fd(&'a File),
+    Path(&'a Path),
+}
+
+impl XattrSource<'_> {
+    fn list(&self) -> io::Result<xattr::XAttrs> {
+        use xattr::FileExt;
+        match self {
+            XattrSource::Fd(file) => file.list_xattr(),
+            XattrSource::Path(path) => xattr::list(path),
+        }
+    }
+
+    fn get(&self, name: &OsStr) -> io::Result<Option<Vec<u8>>> {
+        use xattr::FileExt;
+        match self {
+            XattrSource::Fd(file) => file.get_xattr(name),
+            XattrSource::Path(path) => xattr::get(path, name),
+        }
+    }
+}
+
+fn read_xattrs(source: &XattrSource<'_>, path: &Path, overlay: bool) -> Result<Xattrs, Error> {
     let xattr_err = |source| Error::Xattr {
         path: path.to_owned(),
         source,
@@ -204,8 +301,7 @@ fn read_xattrs(path: &Path, overlay: bool) -> Result<Xattrs, Error> {
         kept: Vec::new(),
         opaque: false,
     };
-    // The xattr crate's `list`/`get` use the l* syscalls: symlinks are not followed.
-    let names = match xattr::list(path) {
+    let names = match source.list() {
         Ok(names) => names,
         // A filesystem without xattr support has none to carry.
         Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(out),
@@ -215,7 +311,7 @@ fn read_xattrs(path: &Path, overlay: bool) -> Result<Xattrs, Error> {
         let bytes = name.as_bytes();
         if let Some(prefix) = OVERLAY_XATTR_PREFIXES.iter().find(|p| bytes.starts_with(p)) {
             if overlay {
-                check_overlay_xattr(path, &name, &bytes[prefix.len()..], &mut out)?;
+                check_overlay_xattr(source, path, &name, &bytes[prefix.len()..], &mut out)?;
             }
             continue;
         }
@@ -223,7 +319,7 @@ fn read_xattrs(path: &Path, overlay: bool) -> Result<Xattrs, Error> {
             continue;
         }
         // `None`: removed since the listing; there is nothing to carry.
-        if let Some(value) = xattr::get(path, &name).map_err(xattr_err)? {
+        if let Some(value) = source.get(&name).map_err(xattr_err)? {
             out.kept.push((bytes.to_vec(), value));
         }
     }
@@ -233,8 +329,9 @@ fn read_xattrs(path: &Path, overlay: bool) -> Result<Xattrs, Error> {
 
 /// Interprets one overlayfs xattr (`suffix` is the part after `trusted.overlay.`).
 fn check_overlay_xattr(
+    source: &XattrSource<'_>,
     path: &Path,
-    name: &std::ffi::OsStr,
+    name: &OsStr,
     suffix: &[u8],
     out: &mut Xattrs,
 ) -> Result<(), Error> {
@@ -244,7 +341,7 @@ fn check_overlay_xattr(
     };
     match suffix {
         b"opaque" => {
-            let value = xattr::get(path, name).map_err(|source| Error::Xattr {
+            let value = source.get(name).map_err(|source| Error::Xattr {
                 path: path.to_owned(),
                 source,
             })?;
@@ -256,7 +353,7 @@ fn check_overlay_xattr(
                 Some(other) => {
                     let mut attr = name.to_owned();
                     attr.push("=");
-                    attr.push(std::ffi::OsStr::from_bytes(other));
+                    attr.push(OsStr::from_bytes(other));
                     return Err(unsupported(attr));
                 }
             }

@@ -127,23 +127,24 @@ impl<W: Write> TarWriter<W> {
 
     /// Copies exactly `size` bytes: the header already promised that many, so a file that
     /// shrank or grew underneath us is an error rather than a corrupt or torn archive.
+    ///
+    /// Each read asks for one byte more than is still owed, so the read that completes the data
+    /// also shows whether the file goes on: a file of up to [`COPY_BUFFER`] bytes takes one
+    /// `read(2)`. A read that comes back short having delivered the last owed byte is the end
+    /// of the file (a regular file reads short only at its end); a byte beyond `size` means the
+    /// file grew, and silently cutting it would publish a layer that matches no state of it.
     fn copy_exact(&mut self, data: &mut dyn Read, size: u64, source: &Path) -> Result<(), Error> {
         if self.buf.is_empty() {
             self.buf = vec![0; COPY_BUFFER];
         }
         let mut done = 0u64;
-        while done < size {
-            let want = usize::try_from(size - done)
+        loop {
+            let owed = size - done;
+            let want = usize::try_from(owed)
                 .unwrap_or(usize::MAX)
+                .saturating_add(1)
                 .min(self.buf.len());
             let n = match data.read(&mut self.buf[..want]) {
-                Ok(0) => {
-                    return Err(Error::FileChanged {
-                        path: source.to_owned(),
-                        expected: size,
-                        actual: done,
-                    });
-                }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -153,36 +154,35 @@ impl<W: Write> TarWriter<W> {
                     });
                 }
             };
+            if n == 0 {
+                if done < size {
+                    return Err(Error::FileChanged {
+                        path: source.to_owned(),
+                        expected: size,
+                        actual: done,
+                    });
+                }
+                return Ok(());
+            }
+            let take = n.min(usize::try_from(owed).unwrap_or(usize::MAX));
+            if take < n {
+                return Err(Error::FileChanged {
+                    path: source.to_owned(),
+                    expected: size,
+                    actual: size + (n - take) as u64,
+                });
+            }
             self.out
-                .write_all(&self.buf[..n])
+                .write_all(&self.buf[..take])
                 .map_err(|e| Error::Write {
                     entry: source.to_owned(),
                     source: e,
                 })?;
-            done += n as u64;
-        }
-        // One more read must see end-of-file: a file that grew is as inconsistent as one that
-        // shrank, and silently cutting it would publish a layer that matches no state of it.
-        let extra = loop {
-            match data.read(&mut self.buf[..1]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(Error::Read {
-                        path: source.to_owned(),
-                        source: e,
-                    });
-                }
-                Ok(n) => break n as u64,
+            done += take as u64;
+            if done == size && n < want {
+                return Ok(());
             }
-        };
-        if extra != 0 {
-            return Err(Error::FileChanged {
-                path: source.to_owned(),
-                expected: size,
-                actual: size + extra,
-            });
         }
-        Ok(())
     }
 
     fn pad(&mut self, len: u64) -> io::Result<()> {

@@ -1,11 +1,11 @@
 //! Content hashes for `COPY` keys: `dray_fsutil::contenthash` per selector, memoized in the
 //! store, combined as [`crate::key`] documents.
 
-use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dray_cache::{FileStamp, Store};
+use dray_cache::{FileStamp, MemoScope, Store};
 use dray_fsutil::contenthash::{self as ch, Memo};
 use dray_llb::{Digest, Hasher};
 
@@ -55,11 +55,15 @@ impl StoreMemo {
 /// mix with rows that hold content digests: an unchanged file then costs only its `stat`. The
 /// scope's rows are read in one query on first use, and new digests are written back in one
 /// transaction by [`Scoped::flush`] (a transaction per file costs a WAL sync each, which
-/// dominated a cold build of many small files).
+/// dominated a cold build of many small files). Before any of that, a directory selection
+/// whose [`ch::TreeStamp`] is unchanged is answered by one row under `|tree-v1`
+/// ([`Memo::get_tree`]), so a no-op rebuild does not load the per-file rows at all.
 struct Scoped<'a> {
     memo: &'a StoreMemo,
     scope: String,
-    known: Option<HashMap<PathBuf, (FileStamp, Digest)>>,
+    /// Where whole-selection digests are memoized ([`ch::Memo::get_tree`]).
+    tree_scope: String,
+    known: Option<MemoScope>,
     new: Vec<(PathBuf, FileStamp, Digest)>,
 }
 
@@ -72,6 +76,7 @@ impl<'a> Scoped<'a> {
                 tree.memo_scope(),
                 tree.hashes_owner()
             ),
+            tree_scope: format!("{}|tree-v1", tree.memo_scope()),
             known: None,
             new: Vec::new(),
         }
@@ -129,6 +134,46 @@ impl Memo for Scoped<'_> {
             self.new
                 .push((path.to_owned(), stamp(s), Digest::from_bytes(digest.0)));
         }
+    }
+
+    fn get_tree(&mut self, key: &[u8], s: &ch::TreeStamp) -> Option<ch::Digest> {
+        let store = self.memo.store.as_ref()?;
+        let found = store
+            .contenthash_get(&self.tree_scope, key_path(key), &tree_stamp(s))
+            .ok()??;
+        Some(ch::Digest(*found.as_bytes()))
+    }
+
+    fn put_tree(&mut self, key: &[u8], s: &ch::TreeStamp, digest: ch::Digest) {
+        if let Some(store) = &self.memo.store {
+            // Refused (not an error) when an entry is racily clean; failing is a slower hash.
+            let _ = store.contenthash_put(
+                &self.tree_scope,
+                key_path(key),
+                &tree_stamp(s),
+                &Digest::from_bytes(digest.0),
+            );
+        }
+    }
+}
+
+/// A selection key as the memo table's `path` (raw bytes, so any key fits).
+fn key_path(key: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(key))
+}
+
+/// A [`ch::TreeStamp`] in the memo table's stamp columns: the 256-bit stamp digest in the four
+/// 64-bit columns, and the newest ctime where a file's own goes, so the store's racily-clean
+/// rule applies to the whole selection.
+fn tree_stamp(s: &ch::TreeStamp) -> FileStamp {
+    let b = s.digest.as_bytes();
+    let word = |i: usize| u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+    FileStamp {
+        dev: word(0),
+        ino: word(1),
+        size: word(2),
+        mtime_ns: word(3) as i64,
+        ctime_ns: s.newest_ctime_ns,
     }
 }
 
