@@ -2,6 +2,7 @@
 //! own `/etc/passwd` and `/etc/group` (never the host's), with runc's rules
 //! (`libcontainer/user.GetExecUser`): numeric ids need no entry, names must have one, and a
 //! user's supplementary groups are the groups listing it as a member unless a group is given.
+//! Both backends (native and runc) resolve users here, so they run steps as the same ids.
 
 /// Who the process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub(crate) struct ExecUser {
 
 /// Why a user could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum UserError {
+pub enum UserError {
     /// A user name with no `/etc/passwd` entry.
     #[error("unable to find user {0}: no matching entries in passwd file")]
     NoUser(String),

@@ -314,3 +314,69 @@ fn users_and_workdirs_resolve_inside_the_image() {
     );
     assert_eq!(files["home/app/work/ids"].uid, 1500);
 }
+
+/// The runc backend is the oracle for the native one: the same steps, run by each (the second
+/// with `--no-cache`, so they really run), give the same layers, byte for byte, and so the same
+/// image. Covers new files, a hard link, a symlink, a chmod, a whiteout, an opaque directory,
+/// a created working directory, the hostname, the user's ids and the environment.
+#[test]
+fn native_and_runc_backends_produce_identical_layers() {
+    let dir = TestDir::new();
+    let dockerfile = format!(
+        "FROM {BASE}\n\
+         ENV GREETING=hello\n\
+         RUN mkdir -p /d/sub /d/keep && echo a > /a && echo f > /d/f && echo s > /d/sub/s \
+             && ln -s /a /d/link && ln /d/f /d/hard && chmod 640 /d/f\n\
+         RUN rm /a && rm -rf /d/sub && mkdir /d/sub && echo new > /d/sub/n\n\
+         WORKDIR /work/dir\n\
+         RUN hostname > host && id > ids && echo \"$GREETING $HOME $PWD\" > env\n"
+    );
+    let native = unique("native");
+    let runc = unique("runc");
+    for (name, extra) in [
+        (&native, &["--executor", "native"][..]),
+        (&runc, &["--executor", "runc", "--no-cache"][..]),
+    ] {
+        dir.write("ctx/Dockerfile", &dockerfile);
+        let out = dir
+            .dray()
+            .arg("--root")
+            .arg(base_root())
+            .args(["build", "--progress", "plain", "-t", name])
+            .args(extra)
+            .arg("ctx")
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&out);
+        assert!(out.status.success(), "{name}: {stderr}");
+    }
+    let (native_layers, runc_layers) = (layers(base_root(), &native), layers(base_root(), &runc));
+    assert_eq!(
+        native_layers.len(),
+        6,
+        "2 base layers, 3 RUN layers and WORKDIR's"
+    );
+    for (n, (a, b)) in native_layers.iter().zip(&runc_layers).enumerate() {
+        assert_eq!(
+            a, b,
+            "layer {n} differs between the native and runc backends"
+        );
+    }
+    assert_eq!(native_layers.len(), runc_layers.len());
+    let last = &native_layers[5];
+    let file = |p: &str| {
+        last.iter()
+            .find(|e| e.path == p)
+            .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+    };
+    // The base has no /etc/passwd: HOME is `/`, as runc sets it for a user without an entry.
+    assert_eq!(file("work/dir/env").as_deref(), Some("hello / /work/dir\n"));
+    let config =
+        |name: &str| store::config(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(
+        config(&native)["rootfs"],
+        config(&runc)["rootfs"],
+        "the diff_ids differ"
+    );
+}

@@ -26,7 +26,6 @@ use super::RuncError;
 use super::overlay::{self, MountGuard, Overlay};
 use super::spec::{self, SpecInput, StepMount};
 use super::stubs::{self, TargetKind};
-use super::user;
 
 /// Size limit of the secrets tmpfs.
 const SECRETS_TMPFS_BYTES: u64 = 16 << 20;
@@ -125,7 +124,7 @@ impl Bundle {
                 _ => Ok(None),
             }
         };
-        let exec_user = user::resolve(
+        let exec_user = crate::user::resolve(
             &spec.meta.user,
             read("/etc/passwd")?.as_deref(),
             read("/etc/group")?.as_deref(),
@@ -356,7 +355,7 @@ impl Bundle {
 /// Creates the working directory if it is missing, owned by the step's user, as BuildKit's
 /// executors do (`MkdirAllAndChown(cwd, 0755, user)`): unlike mount points, it is part of the
 /// step's layer. Symlinks on the way are followed inside the rootfs.
-fn create_cwd(rootfs: &Path, cwd: &str, user: &user::ExecUser) -> Result<(), RuncError> {
+fn create_cwd(rootfs: &Path, cwd: &str, user: &crate::user::ExecUser) -> Result<(), RuncError> {
     use std::os::unix::fs::DirBuilderExt;
     let resolved = dray_fsutil::tree::resolve_in_root(rootfs, Path::new(cwd), true)?;
     let relative = resolved.strip_prefix(rootfs).unwrap_or(Path::new(""));

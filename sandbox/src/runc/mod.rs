@@ -32,7 +32,6 @@ mod bundle;
 mod overlay;
 mod spec;
 mod stubs;
-mod user;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -44,8 +43,8 @@ use dray_solver::{ExecSpec, Executor, LogSink, LogStream, OpError};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::user::UserError;
 pub use stubs::StubError;
-pub use user::UserError;
 
 use bundle::Bundle;
 

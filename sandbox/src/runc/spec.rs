@@ -26,7 +26,7 @@ use oci_spec::runtime::{
     get_default_readonly_paths,
 };
 
-use super::user::ExecUser;
+use crate::user::ExecUser;
 
 /// Docker's default capability set (`moby/oci/caps/defaults.go`).
 pub(crate) const DEFAULT_CAPABILITIES: [Capability; 14] = [
@@ -239,7 +239,7 @@ pub(crate) fn build(input: &SpecInput<'_>) -> Result<Spec, OciSpecError> {
     let user = UserBuilder::default()
         .uid(input.user.uid)
         .gid(input.user.gid)
-        .additional_gids(input.user.additional_gids.clone())
+        .additional_gids(input.user.groups.clone())
         .build()?;
     let process = ProcessBuilder::default()
         .terminal(false)
@@ -354,7 +354,8 @@ mod tests {
         let user = ExecUser {
             uid: 1000,
             gid: 1001,
-            additional_gids: vec![10],
+            groups: vec![10],
+            home: "/home/builder".into(),
         };
         let mounts = [
             StepMount::Bind {
@@ -431,7 +432,8 @@ mod tests {
         let user = ExecUser {
             uid: 0,
             gid: 0,
-            additional_gids: vec![],
+            groups: vec![],
+            home: "/root".into(),
         };
         let args = ["true".to_owned()];
         let mut i = input(&user, &[], &args);
