@@ -30,7 +30,7 @@ use crate::snapshots::{Committed, SnapshotId};
 use crate::store::Store;
 
 /// An RAII lease: the snapshots added to it are protected from removal until it is dropped (or
-/// its process dies). Its rows are written lazily: see the [module docs](self).
+/// its process dies). Its rows are written lazily: see [`Lease::persist`].
 #[derive(Debug)]
 pub struct Lease {
     store: Store,

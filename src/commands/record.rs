@@ -109,7 +109,7 @@ struct VertexFacts {
     reads_context: bool,
 }
 
-/// What `dray build` learned so far, filled in as the build proceeds; [`BuildLog::finish`]
+/// What `dray build` learned so far, filled in as the build proceeds; [`finish`]
 /// saves it.
 pub(crate) struct BuildLog {
     pub(crate) id: String,
