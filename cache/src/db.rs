@@ -6,7 +6,7 @@
 //! version, which this dray cannot read, is refused with [`Error::SchemaVersion`].
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -84,6 +84,26 @@ CREATE INDEX lease_refs_snapshot ON lease_refs(snapshot);
 /// `context_files`, and the `location` column of `cache_keys`.
 const MIGRATIONS: &[&str] = &[crate::builds::SCHEMA_V2];
 
+/// Switches the database to WAL mode (a persistent property of the file; a no-op once set).
+/// Switching needs an exclusive lock, and when two processes open a fresh root together SQLite
+/// answers `SQLITE_BUSY` at once rather than waiting in the busy handler (waiting could
+/// deadlock two connections that both hold a shared lock), so this retries until the busy
+/// timeout.
+fn enable_wal(conn: &Connection) -> Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::db("enable WAL")(e)),
+        }
+    }
+}
+
 /// Opens (creating if needed) the database at `path` and checks or installs the schema.
 pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
     let mut conn = Connection::open(path).map_err(Error::db("open"))?;
@@ -95,8 +115,7 @@ pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
     // earlier one. A cache record is committed after its snapshot row (and the snapshot's files
     // are synced with syncfs first), so a record still never outlives its snapshot; a record
     // lost to a power cut is a cache miss, not corruption. See sqlite.org/pragma.html#pragma_synchronous.
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(Error::db("enable WAL"))?;
+    enable_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(Error::db("set synchronous"))?;
     conn.pragma_update(None, "foreign_keys", true)

@@ -4,8 +4,8 @@
 //! cache mounts), so it stays fast on large stores. `du` walks everything under the root and
 //! counts as `du -sb` does: the apparent size (`st_size`) of every entry, directories included,
 //! each inode once, symlinks not followed, so its total agrees with `du -sb <root>` taken while
-//! no dray runs (SQLite's `-wal` and `-shm` files, which exist only while the database is
-//! open, are left out).
+//! no dray runs. SQLite's `-wal` and `-shm` files count as metadata: the store does not
+//! checkpoint when a connection closes (see the crate docs), so they outlive the process.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -256,9 +256,7 @@ impl Store {
                         add(&mut du, "cache-mounts", bytes, true);
                     }
                 }
-                // SQLite's write-ahead log and shared-memory index exist only while a process
-                // has the database open (this one, now), and go when the last one closes it.
-                "metadata.db-wal" | "metadata.db-shm" => {}
+                // The database with its write-ahead log and shared-memory index.
                 n if n.starts_with("metadata.db") => {
                     let bytes = walk(&path, &mut seen, true)?;
                     add(&mut du, "metadata", bytes, false);
