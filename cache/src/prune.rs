@@ -458,6 +458,9 @@ mod tests {
         store.save(&k2, "{}", &free).unwrap();
         let lease = store.lease().unwrap();
         lease.protect(&held).unwrap();
+        // As a build does before its first step: only a written lease is seen by a prune in
+        // another process.
+        lease.persist().unwrap();
         let all = PruneOptions {
             all: true,
             ..PruneOptions::default()
