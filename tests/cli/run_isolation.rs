@@ -103,7 +103,12 @@ fn ctrl_c_kills_the_running_step_and_everything_it_started() {
         format!("FROM {BASE}\nRUN sleep {marker} & sleep {marker}\n"),
     );
     let _ = base_root();
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("dray"))
+    // `env --default-signal=INT`: a process started in the background by a non-interactive
+    // shell inherits SIGINT *ignored* (POSIX), and so would dray; a terminal's foreground job
+    // has the default action, which is what this test is about.
+    let mut child = std::process::Command::new("env")
+        .arg("--default-signal=INT")
+        .arg(assert_cmd::cargo::cargo_bin("dray"))
         .current_dir(dir.path())
         .arg("--root")
         .arg(base_root())
