@@ -57,7 +57,7 @@ impl ClaimedActive {
 
 /// The held `flock`; unlinks its file, then unlocks (by closing it), on drop.
 #[derive(Debug)]
-struct ClaimLock {
+pub(crate) struct ClaimLock {
     path: PathBuf,
     _file: File,
 }
@@ -71,7 +71,7 @@ impl Drop for ClaimLock {
 }
 
 impl ClaimLock {
-    fn acquire(path: &Path) -> Result<ClaimLock> {
+    pub(crate) fn acquire(path: &Path) -> Result<ClaimLock> {
         loop {
             let file = OpenOptions::new()
                 .read(true)

@@ -82,7 +82,15 @@ CREATE INDEX lease_refs_snapshot ON lease_refs(snapshot);
 ///
 /// Version 2 (cache management, see `builds.rs`) adds `builds`, `build_steps` and
 /// `context_files`, and the `location` column of `cache_keys`.
-const MIGRATIONS: &[&str] = &[crate::builds::SCHEMA_V2];
+///
+/// Version 3 adds `snapshots.unsynced_boot` (see `durability.rs`).
+const MIGRATIONS: &[&str] = &[crate::builds::SCHEMA_V2, SCHEMA_V3];
+
+/// Version 2 → 3: snapshots committed without a sync carry the boot they were committed in.
+const SCHEMA_V3: &str = "
+ALTER TABLE snapshots ADD COLUMN unsynced_boot TEXT;
+CREATE INDEX snapshots_unsynced ON snapshots(unsynced_boot) WHERE unsynced_boot IS NOT NULL;
+";
 
 /// Switches the database to WAL mode (a persistent property of the file; a no-op once set).
 /// Switching needs an exclusive lock, and when two processes open a fresh root together SQLite

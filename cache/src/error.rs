@@ -200,6 +200,15 @@ pub enum Error {
         problem: String,
     },
 
+    /// A `snapshots` row names a kind this version does not know.
+    #[error("snapshot {id} has an unknown kind {kind:?}")]
+    UnknownSnapshotKind {
+        /// The snapshot.
+        id: SnapshotId,
+        /// The stored kind.
+        kind: String,
+    },
+
     /// A database operation failed.
     #[error("metadata index: failed to {action}")]
     Database {

@@ -97,10 +97,12 @@ mod blobs;
 mod builds;
 mod claim;
 mod db;
+mod durability;
 pub mod env;
 mod error;
 mod gc;
 mod images;
+mod lazy;
 mod leases;
 mod lock;
 mod prune;
@@ -120,6 +122,7 @@ pub use dray_llb::{Digest, DigestError};
 pub use error::{Error, Result, SnapshotUser};
 pub use gc::{GcPolicy, Storage, parse_duration, parse_size};
 pub use images::{Descriptor, OCI_INDEX_MEDIA_TYPE, REF_NAME_ANNOTATION, TaggedImage};
+pub use lazy::MaterializeLock;
 pub use leases::{Lease, LeaseInfo};
 pub use lock::LockMode;
 pub use prune::{PruneFilter, PruneOptions, PruneReport, Pruned};
@@ -135,4 +138,4 @@ pub use verify::{Fix, Problem, VerifyReport};
 pub const LAYOUT_VERSION: u32 = 1;
 
 /// The version of the `metadata.db` schema (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;

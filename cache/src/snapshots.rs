@@ -31,6 +31,7 @@ use crate::blobs::sync_dir;
 use crate::db::{digest_at, from_ms, now_ms};
 use crate::error::{Error, Result, SnapshotUser};
 use crate::leases::{process_alive, process_start_ticks};
+use crate::records::LayerRecord;
 use crate::store::Store;
 
 /// A snapshot's ID: 1 to 128 characters from `[a-zA-Z0-9_.:-]`, not starting with `.`, so that it
@@ -103,13 +104,27 @@ pub enum SnapshotKind {
     Diff,
     /// A base-image layer unpacked from a blob.
     Unpacked,
+    /// A step's diff whose `fs/` is partial: directories marked deferred hold nothing yet, and
+    /// the whole diff is in its layer blob (a `layers` row committed with it). Becomes
+    /// [`SnapshotKind::Diff`] once materialized (see the `lazy` module).
+    Lazy,
 }
 
 impl SnapshotKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SnapshotKind::Diff => "diff",
             SnapshotKind::Unpacked => "unpacked",
+            SnapshotKind::Lazy => "lazy",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<SnapshotKind> {
+        match s {
+            "diff" => Some(SnapshotKind::Diff),
+            "unpacked" => Some(SnapshotKind::Unpacked),
+            "lazy" => Some(SnapshotKind::Lazy),
+            _ => None,
         }
     }
 }
@@ -236,9 +251,40 @@ impl Store {
     /// directory; if anything fails, `active` is dropped and its directory deleted.
     pub fn commit_as(
         &self,
+        active: Active,
+        kind: SnapshotKind,
+        description: &str,
+    ) -> Result<Committed> {
+        self.commit_with(active, kind, description, None)
+    }
+
+    /// Freezes `active` as a [`SnapshotKind::Lazy`] snapshot: its `fs/` holds deferred
+    /// directories, and `layer` (whose `snapshot` must be `active`'s ID, and whose blob must be
+    /// in the content store) is the whole diff. The snapshot row and the layer row are
+    /// inserted in one transaction, so a lazy snapshot never exists without its layer.
+    pub fn commit_lazy(
+        &self,
+        active: Active,
+        description: &str,
+        layer: &LayerRecord,
+    ) -> Result<Committed> {
+        if layer.snapshot != active.id {
+            return Err(Error::SnapshotNotFound {
+                id: layer.snapshot.clone(),
+            });
+        }
+        if !self.blobs().contains(&layer.blob)? {
+            return Err(Error::BlobNotFound { digest: layer.blob });
+        }
+        self.commit_with(active, SnapshotKind::Lazy, description, Some(layer))
+    }
+
+    fn commit_with(
+        &self,
         mut active: Active,
         kind: SnapshotKind,
         description: &str,
+        layer: Option<&LayerRecord>,
     ) -> Result<Committed> {
         let work = active.work();
         match fs::remove_dir_all(&work) {
@@ -254,16 +300,25 @@ impl Store {
         }
         let fs_dir = active.fs();
         let size = disk_usage(&fs_dir)?;
-        // syncfs(2) flushes every dirty inode of the filesystem holding the snapshot: one call
-        // instead of an fsync per file, and it covers the overlay upperdir written by a RUN step
-        // whose files we never opened.
-        let fd = fs::File::open(&fs_dir).map_err(Error::io("open", &fs_dir))?;
-        rustix::fs::syncfs(&fd).map_err(|e| Error::Io {
-            action: "syncfs",
-            path: fs_dir.clone(),
-            source: e.into(),
-        })?;
-        sync_dir(&self.root().snapshots_dir())?;
+        // A step's result is synced once at the end of its build (`durability.rs`); until then
+        // the row carries this boot's ID. Base layers (found by ChainID, not through records)
+        // and commits where the boot is unknown are synced now.
+        let unsynced_boot = match kind {
+            SnapshotKind::Diff | SnapshotKind::Lazy => crate::durability::boot_id(),
+            SnapshotKind::Unpacked => None,
+        };
+        if unsynced_boot.is_none() {
+            // syncfs(2) flushes every dirty inode of the filesystem holding the snapshot: one
+            // call instead of an fsync per file, and it covers the overlay upperdir written by
+            // a RUN step whose files we never opened.
+            let fd = fs::File::open(&fs_dir).map_err(Error::io("open", &fs_dir))?;
+            rustix::fs::syncfs(&fd).map_err(|e| Error::Io {
+                action: "syncfs",
+                path: fs_dir.clone(),
+                source: e.into(),
+            })?;
+            sync_dir(&self.root().snapshots_dir())?;
+        }
 
         let parent = active.parent.as_ref().map(|p| p.id.as_str().to_owned());
         let mut conn = self.db();
@@ -285,18 +340,33 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO snapshots (id, parent, kind, description, size, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO snapshots (id, parent, kind, description, size, created, unsynced_boot)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 active.id.as_str(),
                 parent,
                 kind.as_str(),
                 description,
                 size as i64,
-                now_ms()
+                now_ms(),
+                unsynced_boot
             ],
         )
         .map_err(Error::db("insert snapshot"))?;
+        if let Some(layer) = layer {
+            tx.execute(
+                "INSERT OR REPLACE INTO layers (snapshot, media_type, diff_id, blob, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    layer.snapshot.as_str(),
+                    layer.media_type,
+                    layer.diff_id.to_string(),
+                    layer.blob.to_string(),
+                    layer.size as i64
+                ],
+            )
+            .map_err(Error::db("insert layer record"))?;
+        }
         tx.commit().map_err(Error::db("commit snapshot"))?;
         drop(conn);
 
@@ -506,10 +576,10 @@ pub(crate) fn load_committed(
 }
 
 fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
-    let kind = match r.get_ref(2)?.as_str()? {
-        "diff" => SnapshotKind::Diff,
-        "unpacked" => SnapshotKind::Unpacked,
-        other => {
+    let kind = match SnapshotKind::parse(r.get_ref(2)?.as_str()?) {
+        Some(kind) => kind,
+        None => {
+            let other = r.get_ref(2)?.as_str()?;
             let err = format!("unknown snapshot kind {other:?}");
             return Err(rusqlite::Error::FromSqlConversionFailure(
                 2,
@@ -531,7 +601,7 @@ fn info_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotInfo> {
 /// Content bytes under `dir`: the apparent size of every entry that is not a directory, hard
 /// links counted once, symlinks not followed. This is what docker reports as a layer's size
 /// (moby's `directory.Size`), independent of the filesystem's block size.
-fn disk_usage(dir: &Path) -> Result<u64> {
+pub(crate) fn disk_usage(dir: &Path) -> Result<u64> {
     let mut seen = HashSet::new();
     let mut total = 0u64;
     let mut stack = vec![dir.to_path_buf()];

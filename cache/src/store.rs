@@ -102,6 +102,7 @@ impl Store {
         if recover {
             store.recover()?;
         }
+        store.drop_unsynced()?;
         Ok(store)
     }
 

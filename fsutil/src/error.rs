@@ -23,6 +23,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A lookup reached a directory whose contents are only in its snapshot's layer blob
+    /// (see [`DEFERRED_XATTR`](crate::tree::DEFERRED_XATTR)): the snapshot must be
+    /// materialized first. Callers that defer copies treat this as "redo without deferring".
+    #[error("{}: the contents of this directory are not materialized yet", path.display())]
+    Deferred {
+        /// The directory, inside its tree.
+        path: PathBuf,
+    },
     /// A path that must exist does not (`COPY missing /`, `RUN rm` without `allow_not_found`).
     #[error("{}: not found", path.display())]
     NotFound {

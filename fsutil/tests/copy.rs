@@ -45,6 +45,7 @@ impl Fx {
             &self.upper,
             &ApplyContext::default(),
         )
+        .map(drop)
     }
 
     fn up(&self, rel: &str) -> PathBuf {

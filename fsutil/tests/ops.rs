@@ -42,7 +42,7 @@ impl Fx {
     fn run_with(&self, action: Action, ctx: &ApplyContext) -> Result<(), Error> {
         // Writing a layer sets owners (root's for created entries) and makes whiteouts.
         require_root();
-        apply(&action, None, &self.chain(), &self.upper, ctx)
+        apply(&action, None, &self.chain(), &self.upper, ctx).map(drop)
     }
 
     fn up(&self, rel: &str) -> PathBuf {

@@ -66,6 +66,7 @@ impl Fx {
             &self.upper,
             &ApplyContext::default(),
         )
+        .map(drop)
     }
 
     fn add(&self, src: &str, dest: &str) -> Result<(), Error> {

@@ -363,6 +363,9 @@ fn export_one(
     {
         return Ok(LayerOutcome::Reused(record));
     }
+    // A lazy snapshot's `fs/` is partial: fill it in from the layer it has (in another
+    // compression) before writing this one from disk.
+    crate::lazy::materialize(store, id)?;
     let mut writer = store.blobs().writer()?;
     let layer_opts = LayerOptions::new(DiffSource::OverlayUpper)
         .with_compression(opts.compression)

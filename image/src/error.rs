@@ -18,6 +18,24 @@ pub enum Error {
         /// The root that was given.
         path: PathBuf,
     },
+    /// A layer was asked of a snapshot directory holding a deferred directory (its contents
+    /// only in the layer blob) without a way to replay it: the snapshot must be materialized.
+    #[error(
+        "{path}: directory contents are deferred to the layer blob; the snapshot is not materialized"
+    )]
+    NotMaterialized {
+        /// The deferred directory on the host.
+        path: PathBuf,
+    },
+    /// Producing the entries of a deferred directory from its copy's source failed.
+    #[error("cannot write the deferred contents of {path}")]
+    Replay {
+        /// The deferred directory on the host.
+        path: PathBuf,
+        /// What the replay reported.
+        #[source]
+        source: Box<dray_fsutil::Error>,
+    },
     /// Listing a directory or reading an entry's metadata failed.
     #[error("cannot walk {path}")]
     Walk {

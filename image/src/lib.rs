@@ -44,6 +44,7 @@ pub mod export;
 pub mod images;
 pub mod layer;
 pub mod layout;
+pub mod lazy;
 pub mod manifest;
 pub mod time;
 

@@ -144,6 +144,10 @@ pub enum OpError {
     #[error(transparent)]
     Fs(#[from] dray_fsutil::Error),
 
+    /// Writing a step's layer, or filling in a lazy snapshot from its layer, failed.
+    #[error(transparent)]
+    Layer(#[from] dray_image::Error),
+
     /// A filesystem operation failed.
     #[error("failed to {action} {}", path.display())]
     Io {

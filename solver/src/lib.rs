@@ -112,6 +112,10 @@ pub struct SolveOptions {
     pub source_date_epoch: Option<i64>,
     /// The secrets and SSH agents `RUN --mount=type=secret|ssh` may use (see [`secrets`]).
     pub secrets: Secrets,
+    /// Let copies defer the directories they create: the step's layer is written straight
+    /// from the copy's source and its snapshot filled in only when a later step needs the
+    /// files (see `ops::file`). On by default; off writes every file at once.
+    pub defer_copies: bool,
 }
 
 impl Default for SolveOptions {
@@ -121,6 +125,7 @@ impl Default for SolveOptions {
             no_cache: false,
             source_date_epoch: None,
             secrets: Secrets::default(),
+            defer_copies: true,
         }
     }
 }
@@ -292,6 +297,10 @@ impl Solver {
                 contexts,
                 no_cache: self.options.no_cache,
                 max_parallelism: self.options.max_parallelism,
+                layers: ops::LayerSettings {
+                    source_date_epoch: self.options.source_date_epoch,
+                    defer_copies: self.options.defer_copies,
+                },
                 vertices,
                 lease,
                 secrets,

@@ -109,6 +109,8 @@ pub(crate) struct Job {
     pub fetcher: Arc<dyn BlobFetcher>,
     pub contexts: Vec<Context>,
     pub no_cache: bool,
+    /// How file ops write their layers.
+    pub layers: ops::LayerSettings,
     /// Per-build nonce: the key of local sources.
     pub nonce: String,
     pub vertices: HashMap<Digest, Arc<Vertex>>,
@@ -137,6 +139,7 @@ pub(crate) struct JobParts {
     pub contexts: Vec<Context>,
     pub no_cache: bool,
     pub max_parallelism: usize,
+    pub layers: ops::LayerSettings,
     pub vertices: HashMap<Digest, Arc<Vertex>>,
     pub lease: Lease,
     pub secrets: Arc<crate::secrets::Materialized>,
@@ -151,6 +154,7 @@ impl Job {
             fetcher: parts.fetcher,
             contexts: parts.contexts,
             no_cache: parts.no_cache,
+            layers: parts.layers,
             nonce: crate::nonce(),
             vertices: parts.vertices,
             keys: OnceMap::new(),
@@ -369,9 +373,14 @@ impl Job {
                         let tree = r[out].tree(&job.store);
                         let memo = job.memo.clone();
                         let paths = selectors.iter().map(|s| s.path.clone()).collect();
-                        let digest = blocking(move || checksum(&tree, &selectors, &memo))
-                            .await
-                            .map_err(|e| job.fail(&v, e))?;
+                        let (store, chain) = (job.store.clone(), r[out].chain_ids().to_vec());
+                        let digest = blocking(move || {
+                            // Hashing reads the files: a lazy snapshot must be filled in.
+                            dray_image::lazy::materialize_chain(&store, &chain)?;
+                            checksum(&tree, &selectors, &memo)
+                        })
+                        .await
+                        .map_err(|e| job.fail(&v, e))?;
                         Ok((
                             i,
                             ResolvedDep::Content {
@@ -566,6 +575,7 @@ impl Job {
             }
             Op::File(f) => {
                 let f = f.clone();
+                let layers = self.layers;
                 blocking(move || {
                     let cx = StepCx {
                         store: &store,
@@ -573,7 +583,7 @@ impl Job {
                         vertex: digest,
                         name: &name,
                     };
-                    ops::file(&cx, &f, &inputs)
+                    ops::file(&cx, &f, &inputs, &layers)
                 })
                 .await
             }

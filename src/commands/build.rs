@@ -155,9 +155,14 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
     } else {
         args.progress
     };
-    let reporter: Arc<dyn Reporter> = log.reporter(Arc::from(ui::reporter(mode)));
-    let solved = runtime
-        .block_on(solver.solve(&conversion.definition, reporter.as_ref()))
+    let reporter: Arc<dyn Reporter> = log.reporter(Arc::from(ui::reporter(mode)), store);
+    let solved = runtime.block_on(solver.solve(&conversion.definition, reporter.as_ref()));
+    // One sync for every snapshot the solve committed, a failed solve's included (the cache
+    // crate's durability rules: steps commit without syncing).
+    store
+        .sync_snapshots()
+        .context("failed to sync the build's snapshots to disk")?;
+    let solved = solved
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
     log.solved(&solved);
 

@@ -14,7 +14,7 @@
 //! `--explain-cache` can say which file changed and how. A no-op rebuild (every step a hit)
 //! stores no list.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,6 +37,18 @@ pub(crate) const LOG_CAP: usize = 1 << 20;
 pub(crate) struct Recorder {
     inner: Arc<dyn Reporter>,
     steps: Mutex<(Vec<Digest>, HashMap<Digest, StepEvents>)>,
+    listing: Mutex<ContextListing>,
+}
+
+/// The build context's file list, taken on another thread as soon as a step that reads the
+/// context runs (misses the cache): only then does the record need it, and taking it beside
+/// the step, rather than after the build, keeps its cost (a walk of the whole context) off
+/// the build's critical path.
+#[derive(Default)]
+struct ContextListing {
+    /// What to list, and which steps read the context; `None` once started (or never needed).
+    pending: Option<(Store, PathBuf, Patterns, HashSet<Digest>)>,
+    running: Option<std::thread::JoinHandle<ContextFiles>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -53,6 +65,7 @@ impl Recorder {
         Recorder {
             inner,
             steps: Mutex::new((Vec::new(), HashMap::new())),
+            listing: Mutex::new(ContextListing::default()),
         }
     }
 }
@@ -70,7 +83,20 @@ impl Reporter for Recorder {
                 }
             });
             match &event.kind {
-                EventKind::Started => step.started = Some(event.at),
+                EventKind::Started => {
+                    step.started = Some(event.at);
+                    let mut listing = self.listing.lock().unwrap_or_else(PoisonError::into_inner);
+                    if listing
+                        .pending
+                        .as_ref()
+                        .is_some_and(|(_, _, _, reads)| reads.contains(&event.vertex))
+                        && let Some((store, context, patterns, _)) = listing.pending.take()
+                    {
+                        listing.running = Some(std::thread::spawn(move || {
+                            context_files(&store, &context, &patterns)
+                        }));
+                    }
+                }
                 EventKind::Cached => step.status = Some(StepStatus::Hit),
                 EventKind::Done => {
                     step.ended = Some(event.at);
@@ -142,11 +168,42 @@ impl BuildLog {
         }
     }
 
-    /// Wraps the renderer so events are recorded.
-    pub(crate) fn reporter(&mut self, inner: Arc<dyn Reporter>) -> Arc<dyn Reporter> {
+    /// Wraps the renderer so events are recorded (call it after [`BuildLog::converted`] and
+    /// once the context is known: the context listing starts from the events).
+    pub(crate) fn reporter(
+        &mut self,
+        inner: Arc<dyn Reporter>,
+        store: &Store,
+    ) -> Arc<dyn Reporter> {
         let recorder = Arc::new(Recorder::new(inner));
+        if let Some(context) = &self.context {
+            let reads: HashSet<Digest> = self
+                .vertices
+                .iter()
+                .filter(|(_, v)| v.reads_context)
+                .map(|(d, _)| *d)
+                .collect();
+            recorder
+                .listing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pending = Some((store.clone(), context.clone(), self.patterns.clone(), reads));
+        }
         self.recorder = Some(recorder.clone());
         recorder
+    }
+
+    /// The context listing started during the build, if one was.
+    fn started_listing(&self) -> Option<ContextFiles> {
+        let handle = self
+            .recorder
+            .as_ref()?
+            .listing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .running
+            .take()?;
+        handle.join().ok()
     }
 
     /// Takes kinds, `file:line`, instruction texts and stage variables from the conversion.
@@ -442,7 +499,10 @@ pub(crate) fn finish(store: &Store, args: &BuildArgs, log: &mut BuildLog, error:
         .iter()
         .any(|s| s.status == StepStatus::Miss && log.reads_context(&s.vertex));
     let files = match (&log.context, needs_files) {
-        (Some(ctx), true) => Some(context_files(store, ctx, &log.patterns)),
+        (Some(ctx), true) => Some(
+            log.started_listing()
+                .unwrap_or_else(|| context_files(store, ctx, &log.patterns)),
+        ),
         _ => None,
     };
     if let Some(f) = &files {

@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::chmod::ModeSpec;
+use super::deferred::{CopySettings, DeferredDir, ModeChange};
 use super::upper::{NewDir, Slot, Upper};
 use super::user::Owner;
 use super::wildcard::{has_wildcards, resolve_wildcards};
@@ -13,15 +15,6 @@ use crate::error::{Error, Result};
 use crate::select::{Filter, Selection};
 use crate::sys::{clean_lexical, read_sized, shown};
 use crate::tree::{FileKind, Metadata, Tree, file_xattrs};
-
-fn secs(t: i64) -> i64 {
-    t.saturating_mul(1_000_000_000)
-}
-
-enum ModeChange {
-    Octal(u32),
-    Spec(ModeSpec),
-}
 
 /// A directory on the way to an included entry, created only once something below it is.
 struct Pending {
@@ -34,11 +27,13 @@ struct Pending {
 struct Copier<'s, 'u, 'l> {
     src: &'s dyn Tree,
     up: &'u mut Upper<'l>,
-    owner: Option<Owner>,
-    mode: Option<ModeChange>,
-    timestamp: Option<i64>,
-    filter: Filter,
+    /// Owner, mode, times and filter: what every copied entry goes through (shared with the
+    /// deferred directories, whose entries are produced later from the same settings).
+    settings: Arc<CopySettings>,
     replace: bool,
+    /// `Some`: directories this copy creates are deferred (created with their metadata and
+    /// marked, their contents left for the layer writer), and recorded here.
+    deferred: Option<&'u mut Vec<DeferredDir>>,
     /// Source `(dev, ino)` of multiply-linked files → where the first copy went.
     inodes: HashMap<(u64, u64), PathBuf>,
     /// The data buffer, reused from file to file.
@@ -50,7 +45,14 @@ struct Copier<'s, 'u, 'l> {
 /// reflinks turns into a clone), via `io::copy`.
 const SMALL_FILE: u64 = 64 * 1024;
 
-pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
+/// Copies as `c` says from `src` into `up`. With `deferred`, every directory the copy creates
+/// is deferred and recorded there instead of being filled (see the `deferred` module).
+pub(crate) fn copy(
+    c: &Copy,
+    src: &dyn Tree,
+    up: &mut Upper<'_>,
+    deferred: Option<&mut Vec<DeferredDir>>,
+) -> Result<()> {
     let mode = match &c.mode {
         None => None,
         Some(Mode::Octal(m)) => Some(ModeChange::Octal(m & 0o7777)),
@@ -109,11 +111,14 @@ pub(crate) fn copy(c: &Copy, src: &dyn Tree, up: &mut Upper<'_>) -> Result<()> {
     let mut copier = Copier {
         src,
         up,
-        owner: c.owner,
-        mode,
-        timestamp: c.timestamp,
-        filter,
+        settings: Arc::new(CopySettings {
+            owner: c.owner,
+            mode,
+            timestamp: c.timestamp,
+            filter,
+        }),
         replace: c.always_replace_existing,
+        deferred,
         inodes: HashMap::new(),
         buf: Vec::new(),
     };
@@ -220,7 +225,7 @@ impl Copier<'_, '_, '_> {
         fresh: bool,
         pending: &mut Vec<Pending>,
     ) -> Result<()> {
-        match self.filter.select(rel, meta.is_dir()) {
+        match self.settings.filter.select(rel, meta.is_dir()) {
             Selection::Skip => return Ok(()),
             Selection::Take => {}
             Selection::Descend => {
@@ -257,6 +262,19 @@ impl Copier<'_, '_, '_> {
                 if created && !fresh {
                     self.up.create_dir(target, 0o700, Owner::default())?;
                 }
+                if created && let Some(deferred) = self.deferred.as_deref_mut() {
+                    // Nothing is below a directory this copy just created: what goes there
+                    // is a function of the source and the settings alone, so it can be
+                    // written straight into the layer later, and onto disk only if needed.
+                    self.up.mark_deferred(target)?;
+                    deferred.push(DeferredDir {
+                        target: target.to_owned(),
+                        src_path: src_path.to_owned(),
+                        rel: rel.to_owned(),
+                        settings: self.settings.clone(),
+                    });
+                    return self.apply_meta(src_path, meta, target);
+                }
                 let mut inner = Vec::new();
                 for entry in self.src.read_dir(src_path)? {
                     self.copy_entry(
@@ -282,6 +300,13 @@ impl Copier<'_, '_, '_> {
                     self.up.prepare(target, false, self.replace)?;
                 }
                 if meta.nlink > 1 {
+                    if self.deferred.is_some() {
+                        // Its other names may be in a deferred directory, where this copy
+                        // cannot link to: redo the copy without deferring.
+                        return Err(Error::Deferred {
+                            path: shown(target),
+                        });
+                    }
                     if let Some(first) = self.inodes.get(&(meta.dev, meta.ino)) {
                         let first = first.clone();
                         return self.up.create_hardlink(target, &first);
@@ -324,7 +349,7 @@ impl Copier<'_, '_, '_> {
             })
             .map_err(Error::io("copy to", shown(target)))?;
         }
-        let (uid, gid) = self.owner.map_or((meta.uid, meta.gid), |o| (o.uid, o.gid));
+        let (uid, gid) = self.settings.owner_of(meta);
         self.up.set_file_owner_mode(&to, target, uid, gid, mode)?;
         let (atime, mtime) = self.times(meta);
         self.up.set_file_times(&to, target, atime, mtime)?;
@@ -334,23 +359,18 @@ impl Copier<'_, '_, '_> {
 
     /// The times to give a copy of `meta`: the source's, or `timestamp`.
     fn times(&self, meta: &Metadata) -> (i64, i64) {
-        self.timestamp
-            .map_or((meta.atime_ns, meta.mtime_ns), |t| (secs(t), secs(t)))
+        self.settings.times(meta)
     }
 
     /// The mode a copy of `meta` ends with (`--chmod` applied).
     fn mode_of(&self, meta: &Metadata) -> u32 {
-        match &self.mode {
-            None => meta.mode,
-            Some(ModeChange::Octal(m)) => *m,
-            Some(ModeChange::Spec(spec)) => spec.apply(meta.mode, meta.is_dir()),
-        }
+        self.settings.mode_of(meta)
     }
 
     /// fsutil's `copyFileInfo` + `copyXAttrs`: owner, mode, times, then xattrs (after
     /// `chown`, which would clear `security.capability`).
     fn apply_meta(&mut self, src_path: &Path, meta: &Metadata, target: &Path) -> Result<()> {
-        let (uid, gid) = self.owner.map_or((meta.uid, meta.gid), |o| (o.uid, o.gid));
+        let (uid, gid) = self.settings.owner_of(meta);
         let mode = self.mode_of(meta);
         self.up
             .set_owner_mode(target, uid, gid, Some(mode), meta.kind)?;

@@ -47,6 +47,7 @@
 
 mod chmod;
 mod copy;
+mod deferred;
 mod ops;
 mod unpack;
 pub(crate) mod upper;
@@ -56,6 +57,7 @@ mod wildcard;
 use std::path::Path;
 
 pub use chmod::ModeSpec;
+pub use deferred::{DeferredDir, ReplayEntry, ReplayLinks, ReplaySink, replay};
 pub use user::{IdOrName, Owner, resolve_group, resolve_owner, resolve_user};
 pub use wildcard::{has_wildcards, match_component};
 
@@ -228,6 +230,12 @@ pub struct ApplyContext {
     /// user namespace, where `trusted.*` cannot be written). Whiteouts are the same either
     /// way.
     pub userxattr: bool,
+    /// Defer the directories a copy creates (see the `deferred` module): they are created
+    /// with their metadata and marked, their contents left to [`replay`], and [`apply`]
+    /// returns them. Needs `trusted.*` xattrs (not with `userxattr`). An
+    /// [`Error::Deferred`](crate::Error::Deferred) from a step applied this way means: discard
+    /// `upper` and apply again without deferring.
+    pub defer_copies: bool,
 }
 
 impl ApplyContext {
@@ -241,12 +249,21 @@ impl ApplyContext {
         self.userxattr = userxattr;
         self
     }
+
+    /// Sets [`defer_copies`](Self::defer_copies).
+    pub fn with_defer_copies(mut self, defer: bool) -> ApplyContext {
+        self.defer_copies = defer;
+        self
+    }
 }
 
 /// Applies `action` to the destination `lower` (top layer first), writing the result into
 /// `upper` in overlayfs upper-dir form (see the [module docs](self)). `src` is the source
 /// tree of a [`Copy`](struct@Copy) (`None` for the other actions, and a copy without it copies from the
 /// destination itself, as LLB does with no secondary input).
+///
+/// Returns the directories deferred ([`ApplyContext::defer_copies`]; only a copy from a
+/// `src` tree defers), in no particular order.
 ///
 /// On error, `upper` may hold a partial result and should be discarded.
 pub fn apply(
@@ -255,14 +272,18 @@ pub fn apply(
     lower: &ChainTree,
     upper: &Path,
     ctx: &ApplyContext,
-) -> Result<()> {
+) -> Result<Vec<DeferredDir>> {
     let mut up = upper::Upper::new(upper, lower, ctx.userxattr)?;
+    let mut deferred = Vec::new();
     match action {
         Action::Copy(c) => match src {
-            Some(src) => copy::copy(c, src, &mut up)?,
+            Some(src) => {
+                let defer = (ctx.defer_copies && !ctx.userxattr).then_some(&mut deferred);
+                copy::copy(c, src, &mut up, defer)?
+            }
             None => {
                 let merged = up.merged().clone();
-                copy::copy(c, &merged, &mut up)?
+                copy::copy(c, &merged, &mut up, None)?
             }
         },
         Action::Mkdir(m) => ops::mkdir(m, &mut up)?,
@@ -270,5 +291,6 @@ pub fn apply(
         Action::Rm(r) => ops::rm(r, &mut up)?,
         Action::Symlink(s) => ops::symlink(s, &mut up)?,
     }
-    up.finish()
+    up.finish()?;
+    Ok(deferred)
 }

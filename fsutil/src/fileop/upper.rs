@@ -11,7 +11,9 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use super::user::Owner;
 use crate::error::{Error, Result};
 use crate::sys::{DirFd, ParentCache, Resolve, shown, split};
-use crate::tree::{ChainTree, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree, USER_OPAQUE_XATTR};
+use crate::tree::{
+    ChainTree, DEFERRED_XATTR, FileKind, Metadata, OVERLAY_OPAQUE_XATTR, Tree, USER_OPAQUE_XATTR,
+};
 
 /// How to make a directory that does not exist yet.
 #[derive(Debug, Clone, Copy)]
@@ -310,6 +312,14 @@ impl<'a> Upper<'a> {
             xattr::set(dir.proc_path(Some(&name)), self.opaque_xattr, b"y")
         };
         set.map_err(Error::io("mark opaque", shown(path)))
+    }
+
+    /// Marks the directory `path`, just created in upper by this writer, as deferred (see
+    /// [`DEFERRED_XATTR`]): its contents will be in the layer blob only.
+    pub(crate) fn mark_deferred(&mut self, path: &Path) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        xattr::set(dir.proc_path(Some(&name)), DEFERRED_XATTR, b"y")
+            .map_err(Error::io("mark deferred", shown(path)))
     }
 
     /// Creates a regular file (the slot must be empty) and returns it open for writing.

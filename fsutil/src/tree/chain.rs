@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::dir::{is_not_found, read_xattrs};
-use super::{DirEntry, Metadata, Tree};
+use super::{DEFERRED_XATTR, DirEntry, Metadata, Tree};
 use crate::error::{Error, Result};
 use crate::sys::{DirFd, ParentCache, ProcPath, Resolve, shown, split};
 
@@ -225,10 +225,26 @@ impl ChainTree {
         }
     }
 
+    /// Whether the directory `path` of `layer` is opaque. Every directory a lookup merges
+    /// passes through here, so this is also where a deferred directory (one whose contents
+    /// are only in the layer blob) stops the lookup with [`Error::Deferred`].
     fn is_opaque(&self, layer: usize, path: &Path) -> Result<bool> {
         let Some(proc) = self.layer_proc(layer, path)? else {
             return Ok(false);
         };
+        if !path.as_os_str().is_empty() {
+            match xattr::get(&proc, DEFERRED_XATTR) {
+                Ok(Some(_)) => return Err(Error::Deferred { path: shown(path) }),
+                Ok(None) => {}
+                Err(e) if e.raw_os_error() == Some(95) => {} // EOPNOTSUPP
+                Err(e) => {
+                    return Err(Error::io(
+                        "read xattrs of",
+                        self.layers[layer].path.join(path),
+                    )(e));
+                }
+            }
+        }
         for name in [OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR] {
             let value = if path.as_os_str().is_empty() {
                 xattr::get_deref(&proc, name)

@@ -294,8 +294,23 @@ pub fn file_xattrs(file: &File, shown_as: &Path) -> Result<Vec<(OsString, Vec<u8
 }
 
 /// Keeps the xattrs a copy or a hash should see: everything but overlayfs's own
-/// (`trusted.overlay.*`, and `user.overlay.*` as written with `userxattr`).
+/// (`trusted.overlay.*`, and `user.overlay.*` as written with `userxattr`) and dray's own
+/// bookkeeping (`trusted.dray.*`, see [`DEFERRED_XATTR`]).
 pub(crate) fn keep_xattr(name: &std::ffi::OsStr) -> bool {
     let name = name.as_encoded_bytes();
-    !name.starts_with(b"trusted.overlay.") && !name.starts_with(b"user.overlay.")
+    !name.starts_with(b"trusted.overlay.")
+        && !name.starts_with(b"user.overlay.")
+        && !name.starts_with(DRAY_XATTR_PREFIX.as_bytes())
 }
+
+/// The namespace of dray's own xattrs: never copied, hashed, extracted or written to a layer.
+/// `trusted.` needs `CAP_SYS_ADMIN`, so an unprivileged process cannot forge one, and every
+/// reader in dray drops the whole namespace from user content.
+pub const DRAY_XATTR_PREFIX: &str = "trusted.dray.";
+
+/// Marks a directory of a snapshot whose contents were **deferred**: a copy created the
+/// directory (with its final metadata) but wrote its entries only into the layer blob, not
+/// onto disk (see `fileop`'s deferred copies). Any lookup that reaches such a directory fails
+/// with [`Error::Deferred`](crate::Error::Deferred), so a partial snapshot is never mistaken
+/// for a complete one; the snapshot is then materialized from its layer and the lookup redone.
+pub const DEFERRED_XATTR: &str = "trusted.dray.deferred";

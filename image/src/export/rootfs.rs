@@ -144,6 +144,8 @@ impl Walker {
         chain: &[SnapshotId],
         opts: &RootfsOptions,
     ) -> Result<Walker, ExportError> {
+        // A lazy snapshot's `fs/` is partial until materialized.
+        crate::lazy::materialize_chain(store, chain)?;
         let layers: Vec<PathBuf> = chain.iter().rev().map(|id| store.fs_path(id)).collect();
         let tree = ChainTree::new(&layers).map_err(|source| tree_err(Path::new(""), source))?;
         Ok(Walker {

@@ -20,6 +20,9 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags};
 use tar::EntryType;
 
+use dray_fsutil::fileop::{ReplayEntry, ReplaySink};
+use dray_fsutil::tree::{DEFERRED_XATTR, DRAY_XATTR_PREFIX, FileKind};
+
 use super::tar::{Entry, TarWriter};
 use super::{DiffSource, LayerOptions};
 use crate::Error;
@@ -31,15 +34,22 @@ const WHITEOUT_PREFIX: &[u8] = b".wh.";
 /// overlayfs's xattr namespaces: `trusted.` normally, `user.` under the `userxattr` option.
 const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.overlay."];
 
-/// Walks `root` in layer order and appends every entry to `tar`.
+/// Produces the entries below a deferred directory (see [`super::Replay`]).
+pub(super) type ReplayFn<'r> =
+    dyn FnMut(&Path, &mut dyn ReplaySink) -> dray_fsutil::Result<()> + 'r;
+
+/// Walks `root` in layer order and appends every entry to `tar`; `replay` fills in the
+/// deferred directories (without it, meeting one is an error).
 pub(super) fn write_entries<W: Write>(
     root: &Path,
     opts: &LayerOptions,
     tar: &mut TarWriter<W>,
+    replay: Option<&mut ReplayFn<'_>>,
 ) -> Result<(), Error> {
     let mut differ = Differ {
         opts,
         first_paths: HashMap::new(),
+        replay,
     };
     let dir = File::open(root).map_err(|source| Error::Walk {
         path: root.to_owned(),
@@ -63,13 +73,14 @@ fn open_at(dir: &File, name: &OsStr, directory: bool) -> Option<File> {
         .map(File::from)
 }
 
-struct Differ<'a> {
+struct Differ<'a, 'r> {
     opts: &'a LayerOptions,
     /// (dev, ino) → the first path written for an inode with `nlink > 1`.
     first_paths: HashMap<(u64, u64), Vec<u8>>,
+    replay: Option<&'a mut ReplayFn<'r>>,
 }
 
-impl Differ<'_> {
+impl Differ<'_, '_> {
     /// Appends the entries of the directory `dir` (at `dir_path` on the host, `rel` in the
     /// layer), siblings sorted by name bytes, each directory before its contents.
     fn walk<W: Write>(
@@ -130,8 +141,10 @@ impl Differ<'_> {
                     }
                 }
             };
-            self.emit(tar, &path, rel, &md, opened.as_mut())?;
-            if md.is_dir()
+            let deferred = self.emit(tar, &path, rel, &md, opened.as_mut())?;
+            if deferred {
+                self.replay_dir(tar, &path, rel)?;
+            } else if md.is_dir()
                 && let Some(sub) = &opened
             {
                 self.walk(tar, sub, &path, rel)?;
@@ -141,8 +154,38 @@ impl Differ<'_> {
         Ok(())
     }
 
+    /// Appends the entries below the deferred directory `rel` (at `path` on the host), which
+    /// are not on disk, through the replay function.
+    fn replay_dir<W: Write>(
+        &mut self,
+        tar: &mut TarWriter<W>,
+        path: &Path,
+        rel: &[u8],
+    ) -> Result<(), Error> {
+        let Some(replay) = self.replay.as_deref_mut() else {
+            return Err(Error::NotMaterialized {
+                path: path.to_owned(),
+            });
+        };
+        let mut sink = TarReplay {
+            tar,
+            opts: self.opts,
+            failed: None,
+        };
+        let result = replay(Path::new(OsStr::from_bytes(rel)), &mut sink);
+        match (sink.failed, result) {
+            (Some(e), _) => Err(e),
+            (None, Err(source)) => Err(Error::Replay {
+                path: path.to_owned(),
+                source: Box::new(source),
+            }),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+
     /// Appends the entry for one inode. `opened` is the inode itself, open, for a regular file
-    /// (its data) or a directory (its xattrs).
+    /// (its data) or a directory (its xattrs). Returns whether it is a deferred directory,
+    /// whose contents the caller must replay rather than walk.
     fn emit<W: Write>(
         &mut self,
         tar: &mut TarWriter<W>,
@@ -150,7 +193,7 @@ impl Differ<'_> {
         rel: &[u8],
         md: &Metadata,
         opened: Option<&mut File>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let ft = md.file_type();
         let overlay = self.opts.source == DiffSource::OverlayUpper;
         let mtime = match self.opts.source_date_epoch {
@@ -162,10 +205,11 @@ impl Differ<'_> {
         // and opaque directories"). Since Linux 5.8 these may be hard links to one shared
         // whiteout inode, so they are translated before the hard-link bookkeeping sees them.
         if overlay && ft.is_char_device() && md.rdev() == 0 {
-            return tar.append(&Entry::marker(whiteout_name(rel), mtime), None, path);
+            tar.append(&Entry::marker(whiteout_name(rel), mtime), None, path)?;
+            return Ok(false);
         }
         if ft.is_socket() {
-            return Ok(());
+            return Ok(false);
         }
 
         let source = match &opened {
@@ -192,7 +236,8 @@ impl Differ<'_> {
                     entry.kind = EntryType::Link;
                     entry.link = Some(first.get().clone());
                     entry.xattrs.clear();
-                    return tar.append(&entry, None, path);
+                    tar.append(&entry, None, path)?;
+                    return Ok(false);
                 }
                 Slot::Vacant(slot) => {
                     slot.insert(rel.to_vec());
@@ -209,7 +254,7 @@ impl Differ<'_> {
                 marker.extend_from_slice(OPAQUE_MARKER);
                 tar.append(&Entry::marker(marker, mtime), None, path)?;
             }
-            Ok(())
+            Ok(attrs.deferred)
         } else if ft.is_file() {
             entry.size = md.len();
             // `walk` opens every regular file before describing it: the metadata is the open
@@ -218,7 +263,8 @@ impl Differ<'_> {
                 path: path.to_owned(),
                 source: io::Error::other("a regular file that was not opened"),
             })?;
-            tar.append(&entry, Some(file), path)
+            tar.append(&entry, Some(file), path)?;
+            Ok(false)
         } else if ft.is_symlink() {
             entry.kind = EntryType::Symlink;
             let target = std::fs::read_link(path).map_err(|source| Error::Read {
@@ -226,7 +272,8 @@ impl Differ<'_> {
                 source,
             })?;
             entry.link = Some(target.into_os_string().into_vec());
-            tar.append(&entry, None, path)
+            tar.append(&entry, None, path)?;
+            Ok(false)
         } else if ft.is_char_device() || ft.is_block_device() {
             entry.kind = if ft.is_char_device() {
                 EntryType::Char
@@ -234,13 +281,15 @@ impl Differ<'_> {
                 EntryType::Block
             };
             entry.device = Some((dev_major(md.rdev()), dev_minor(md.rdev())));
-            tar.append(&entry, None, path)
+            tar.append(&entry, None, path)?;
+            Ok(false)
         } else if ft.is_fifo() {
             entry.kind = EntryType::Fifo;
-            tar.append(&entry, None, path)
+            tar.append(&entry, None, path)?;
+            Ok(false)
         } else {
             // No other file types exist on Linux; skip rather than guess.
-            Ok(())
+            Ok(false)
         }
     }
 }
@@ -260,6 +309,8 @@ struct Xattrs {
     kept: Vec<(Vec<u8>, Vec<u8>)>,
     /// The inode carries overlay's opaque marker (only looked for in overlay mode).
     opaque: bool,
+    /// The directory is deferred ([`DEFERRED_XATTR`]): its contents are replayed, not walked.
+    deferred: bool,
 }
 
 /// Whether a (non-overlay) xattr is layer content. See the module docs for why.
@@ -300,6 +351,7 @@ fn read_xattrs(source: &XattrSource<'_>, path: &Path, overlay: bool) -> Result<X
     let mut out = Xattrs {
         kept: Vec::new(),
         opaque: false,
+        deferred: false,
     };
     let names = match source.list() {
         Ok(names) => names,
@@ -313,6 +365,11 @@ fn read_xattrs(source: &XattrSource<'_>, path: &Path, overlay: bool) -> Result<X
             if overlay {
                 check_overlay_xattr(source, path, &name, &bytes[prefix.len()..], &mut out)?;
             }
+            continue;
+        }
+        if bytes.starts_with(DRAY_XATTR_PREFIX.as_bytes()) {
+            // dray's own bookkeeping, never content.
+            out.deferred |= bytes == DEFERRED_XATTR.as_bytes();
             continue;
         }
         if !keep_xattr(bytes) {
@@ -412,6 +469,89 @@ mod tests {
             "system.posix_acl_access",
         ] {
             assert!(!keep_xattr(drop.as_bytes()), "{drop}");
+        }
+    }
+}
+
+/// Turns replayed entries (see `dray_fsutil::fileop::replay`) into tar entries with the same
+/// rules as [`Differ::emit`] applies to inodes on disk, so that a deferred directory gives the
+/// bytes its materialized form would.
+struct TarReplay<'t, 'o, W: Write> {
+    tar: &'t mut TarWriter<W>,
+    opts: &'o LayerOptions,
+    /// The first error of the tar writer (the replay only sees that something failed).
+    failed: Option<Error>,
+}
+
+impl<W: Write> ReplaySink for TarReplay<'_, '_, W> {
+    fn entry(&mut self, e: &ReplayEntry<'_>, data: Option<&mut File>) -> dray_fsutil::Result<()> {
+        let secs = e.mtime_ns.div_euclid(1_000_000_000);
+        let mtime = match self.opts.source_date_epoch {
+            Some(epoch) if secs > epoch => epoch,
+            _ => secs,
+        };
+        let mut kept: Vec<(Vec<u8>, Vec<u8>)> = e
+            .xattrs
+            .iter()
+            .map(|(name, value)| (name.as_bytes().to_vec(), value.clone()))
+            .filter(|(name, _)| {
+                !OVERLAY_XATTR_PREFIXES.iter().any(|p| name.starts_with(p))
+                    && !name.starts_with(DRAY_XATTR_PREFIX.as_bytes())
+                    && keep_xattr(name)
+            })
+            .collect();
+        kept.sort();
+        let mut entry = Entry {
+            name: e.path.as_os_str().as_bytes().to_vec(),
+            kind: EntryType::Regular,
+            mode: e.mode & 0o7777,
+            uid: u64::from(e.uid),
+            gid: u64::from(e.gid),
+            mtime,
+            size: 0,
+            link: None,
+            device: None,
+            xattrs: kept,
+        };
+        if let Some(first) = e.hardlink_to {
+            entry.kind = EntryType::Link;
+            entry.link = Some(first.as_os_str().as_bytes().to_vec());
+            entry.xattrs.clear();
+        } else {
+            match e.kind {
+                FileKind::Dir => {
+                    entry.kind = EntryType::Directory;
+                    entry.name.push(b'/');
+                }
+                FileKind::File => entry.size = e.size,
+                FileKind::Symlink => {
+                    entry.kind = EntryType::Symlink;
+                    entry.link = e.symlink_target.map(|t| t.as_os_str().as_bytes().to_vec());
+                }
+                FileKind::CharDevice | FileKind::BlockDevice => {
+                    entry.kind = if e.kind == FileKind::CharDevice {
+                        EntryType::Char
+                    } else {
+                        EntryType::Block
+                    };
+                    entry.device = Some((dev_major(e.rdev), dev_minor(e.rdev)));
+                }
+                FileKind::Fifo => entry.kind = EntryType::Fifo,
+                FileKind::Socket => return Ok(()),
+            }
+        }
+        let data = data.map(|f| f as &mut dyn io::Read);
+        match self.tar.append(&entry, data, e.path) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let message = err.to_string();
+                self.failed.get_or_insert(err);
+                Err(dray_fsutil::Error::Io {
+                    op: "write the layer entry for",
+                    path: e.path.to_owned(),
+                    source: io::Error::other(message),
+                })
+            }
         }
     }
 }

@@ -223,6 +223,34 @@ pub struct LayerInfo {
 /// blob and must be discarded — which is why callers write to a temp file and rename only after
 /// checking the returned digest.
 pub fn write_layer<W: Write>(root: &Path, opts: &LayerOptions, out: W) -> Result<LayerInfo, Error> {
+    write_layer_inner(root, opts, out, None)
+}
+
+/// [`write_layer`] for a snapshot directory holding deferred directories (directories a copy
+/// created but did not fill: `dray_fsutil::fileop`'s deferred copies). For each one met, in
+/// layer order, `replay` is called with its path in the layer and a sink, and must emit what
+/// belongs below it (`dray_fsutil::fileop::replay` does). The result is the layer the filled
+/// directory would give. [`write_layer`] refuses such a directory
+/// ([`Error::NotMaterialized`]).
+pub fn write_layer_replaying<W: Write>(
+    root: &Path,
+    opts: &LayerOptions,
+    out: W,
+    replay: &mut Replay<'_>,
+) -> Result<LayerInfo, Error> {
+    write_layer_inner(root, opts, out, Some(replay))
+}
+
+/// The replay function of [`write_layer_replaying`]: a deferred directory's path in the layer
+/// (a relative tree path) and the sink to emit its contents into.
+pub type Replay<'r> = diff::ReplayFn<'r>;
+
+fn write_layer_inner<W: Write>(
+    root: &Path,
+    opts: &LayerOptions,
+    out: W,
+    replay: Option<&mut Replay<'_>>,
+) -> Result<LayerInfo, Error> {
     opts.compression.validate()?;
     let md = std::fs::metadata(root).map_err(|source| Error::Walk {
         path: root.to_owned(),
@@ -239,7 +267,7 @@ pub fn write_layer<W: Write>(root: &Path, opts: &LayerOptions, out: W) -> Result
     };
     let sink = sink::Sink::new(opts.compression, opts.threads, out).map_err(finish_err)?;
     let mut tar = tar::TarWriter::new(sink);
-    diff::write_entries(root, opts, &mut tar)?;
+    diff::write_entries(root, opts, &mut tar, replay)?;
     let measured = tar
         .finish()
         .and_then(sink::Sink::finish)

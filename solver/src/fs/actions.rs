@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use dray_fsutil::fileop::{self, Action, ApplyContext, IdOrName, Owner};
+use dray_fsutil::fileop::{self, Action, ApplyContext, DeferredDir, IdOrName, Owner};
 use dray_fsutil::tree::ChainTree;
 use dray_llb::{Chown, FileAction, Mode, UserOpt};
 
@@ -29,14 +29,23 @@ fn owner(view: &ChainTree, chown: Option<&Chown>) -> Result<Option<Owner>, OpErr
     )?))
 }
 
+/// What [`apply`] leaves for the layer writer: the directories a copy deferred, and the
+/// source view they are to be replayed from.
+pub(crate) struct Applied {
+    pub source: Option<Box<dyn dray_fsutil::tree::Tree>>,
+    pub deferred: Vec<DeferredDir>,
+}
+
 /// Applies one LLB action: `lower` is the base (root first), `upper` the new snapshot's
-/// directory (holding earlier actions of the same op), `src` the copy source.
+/// directory (holding earlier actions of the same op), `src` the copy source. With `defer`,
+/// the directories a copy creates are deferred (see `dray_fsutil::fileop`'s deferred copies).
 pub(crate) fn apply(
     action: &FileAction,
     src: Option<&Tree>,
     lower: &ChainTree,
     upper: &Path,
-) -> Result<(), OpError> {
+    defer: bool,
+) -> Result<Applied, OpError> {
     let view = lower.with_top(upper)?;
     let converted = match action {
         FileAction::Copy(c) => Action::Copy(fileop::Copy {
@@ -86,12 +95,15 @@ pub(crate) fn apply(
         }),
     };
     let src_view = src.map(Tree::open).transpose()?;
-    fileop::apply(
+    let deferred = fileop::apply(
         &converted,
         src_view.as_deref(),
         lower,
         upper,
-        &ApplyContext::default(),
+        &ApplyContext::default().with_defer_copies(defer),
     )?;
-    Ok(())
+    Ok(Applied {
+        source: src_view,
+        deferred,
+    })
 }

@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use dray_cache::{Committed, Lease, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use dray_cache::{Committed, LayerRecord, Lease, Store};
+use dray_fsutil::fileop::{DeferredDir, ReplayLinks, ReplaySink};
+use dray_image::layer::{Compression, DiffSource, LayerOptions, write_layer_replaying};
 use dray_llb::{ActionInput, ExecOp, FileOp, MountKind};
 
 use crate::error::OpError;
@@ -31,11 +36,33 @@ fn committed(cx: &StepCx<'_>, c: Committed) -> Result<ResultRef, OpError> {
     Ok(ResultRef::committed(c, cx.lease.clone()))
 }
 
+/// How file ops write their layers (from [`crate::SolveOptions`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerSettings {
+    /// Clamps mtimes in a layer written by the op itself.
+    pub source_date_epoch: Option<i64>,
+    /// Defer the directories copies create (see [`file`]).
+    pub defer_copies: bool,
+}
+
+/// The compression of the layer a deferring file op writes: the store's default export
+/// (`AssembleOptions`), so that tagging the image reuses the blob as is.
+const DEFERRED_LAYER_COMPRESSION: Compression = Compression::Gzip { level: 6 };
+
 /// A file op: a linear chain of actions on one base (the shape the converter builds).
+///
+/// With [`LayerSettings::defer_copies`], directories the copies create are not filled on
+/// disk: the op writes its layer blob right away, reading the copied files from their source
+/// ([`write_layer_replaying`]), and commits a lazy snapshot that is filled in from that blob
+/// only if a later step needs the files (`dray_image::lazy`). A large `COPY` then costs one
+/// read of each file instead of creating every inode and reading it back. Should anything
+/// need to look inside a deferred directory while the op runs (a second source merging into
+/// it, a lazy base) the op is redone the plain way, with its base and sources materialized.
 pub(crate) fn file(
     cx: &StepCx<'_>,
     op: &FileOp,
     inputs: &[ResultRef],
+    layers: &LayerSettings,
 ) -> Result<Vec<ResultRef>, OpError> {
     let linear = op.actions.iter().enumerate().all(|(i, s)| {
         let input_ok = match s.input {
@@ -62,18 +89,92 @@ pub(crate) fn file(
             reason: "a local directory cannot be the base of a file op",
         });
     }
+    // Sources are read in full: fill in lazy ones. The base is only looked up.
+    for step in &op.actions {
+        if let Some(ActionInput::Input(i)) = step.secondary_input {
+            materialize_chain(cx.store, input(inputs, i)?.chain_ids())?;
+        }
+    }
+    if layers.defer_copies {
+        match file_into(cx, op, inputs, base, Some(layers)) {
+            Err(OpError::Fs(dray_fsutil::Error::Deferred { .. })) => {}
+            done => return done,
+        }
+        materialize_chain(cx.store, base.chain_ids())?;
+    }
+    file_into(cx, op, inputs, base, None)
+}
+
+/// Runs the actions of `op` into a new snapshot on `base`; with `defer`, deferring copies
+/// and writing the layer (see [`file`]).
+fn file_into(
+    cx: &StepCx<'_>,
+    op: &FileOp,
+    inputs: &[ResultRef],
+    base: &ResultRef,
+    defer: Option<&LayerSettings>,
+) -> Result<Vec<ResultRef>, OpError> {
     let active = cx.store.prepare(base.as_parent().as_ref())?;
     let lower = base.tree(cx.store).chain()?;
     let upper = active.fs();
+    let mut sources = Vec::new();
+    let mut deferred: HashMap<PathBuf, (DeferredDir, usize)> = HashMap::new();
     for step in &op.actions {
         let src = match step.secondary_input {
             Some(ActionInput::Input(i)) => Some(input(inputs, i)?.tree(cx.store)),
             _ => None,
         };
-        apply(&step.action, src.as_ref(), &lower, &upper)?;
+        let applied = apply(&step.action, src.as_ref(), &lower, &upper, defer.is_some())?;
+        for dir in applied.deferred {
+            deferred.insert(dir.target().to_owned(), (dir, sources.len()));
+        }
+        sources.push(applied.source);
     }
-    let c = cx.store.commit(active, cx.name)?;
+    let Some(settings) = defer.filter(|_| !deferred.is_empty()) else {
+        let c = cx.store.commit(active, cx.name)?;
+        return Ok(vec![with_full_chain(cx, c, base)?]);
+    };
+    let mut links = ReplayLinks::default();
+    let mut replay = |rel: &Path, sink: &mut dyn ReplaySink| -> dray_fsutil::Result<()> {
+        // A marked directory this op did not defer cannot be: it would have been copied from
+        // a source, whose marks lookups refuse.
+        let (dir, source) = deferred
+            .get(rel)
+            .ok_or_else(|| dray_fsutil::Error::Deferred {
+                path: Path::new("/").join(rel),
+            })?;
+        let source = sources[*source]
+            .as_deref()
+            .ok_or_else(|| dray_fsutil::Error::Deferred {
+                path: Path::new("/").join(rel),
+            })?;
+        dray_fsutil::fileop::replay(dir, source, &mut links, sink)
+    };
+    let options = LayerOptions::new(DiffSource::OverlayUpper)
+        .with_compression(DEFERRED_LAYER_COMPRESSION)
+        .with_source_date_epoch(settings.source_date_epoch);
+    let mut writer = cx.store.blobs().writer()?;
+    let info = write_layer_replaying(&upper, &options, &mut writer, &mut replay)?;
+    // The blob writer hashed the bytes independently: committing with the layer's own digest
+    // and size checks the two agree before the blob is visible.
+    let blob = writer.commit(Some((info.digest, info.size)))?;
+    let record = LayerRecord {
+        snapshot: active.id().clone(),
+        media_type: info.media_type.to_owned(),
+        diff_id: info.diff_id,
+        blob: blob.digest,
+        size: blob.size,
+    };
+    let c = cx.store.commit_lazy(active, cx.name, &record)?;
     Ok(vec![with_full_chain(cx, c, base)?])
+}
+
+/// Fills in the lazy snapshots of `chain` (see `dray_image::lazy`).
+pub(crate) fn materialize_chain(
+    store: &Store,
+    chain: &[dray_cache::SnapshotId],
+) -> Result<(), OpError> {
+    Ok(dray_image::lazy::materialize_chain(store, chain)?)
 }
 
 /// The committed result of a step prepared on `base`: its chain is the base's full chain (which
@@ -145,6 +246,24 @@ pub(crate) async fn exec(
         Some(i) => Some(input(inputs, i)?),
         None => None,
     };
+    // Overlay reads the layers as directories: fill in lazy ones (off the async threads).
+    let mut chains: Vec<Vec<dray_cache::SnapshotId>> = Vec::new();
+    chains.extend(base.map(|b| b.chain_ids().to_vec()));
+    for m in &op.mounts {
+        if let (Some(i), MountKind::Bind) = (m.input, &m.kind) {
+            chains.push(input(inputs, i)?.chain_ids().to_vec());
+        }
+    }
+    let store = cx.store.clone();
+    tokio::task::spawn_blocking(move || {
+        chains
+            .iter()
+            .try_for_each(|chain| materialize_chain(&store, chain))
+    })
+    .await
+    .map_err(|e| OpError::Internal {
+        message: e.to_string(),
+    })??;
     let parent = base.and_then(ResultRef::as_parent);
     let active = cx.store.prepare(parent.as_ref())?;
     let mut lowers = base.map(|b| b.layer_dirs(cx.store)).unwrap_or_default();
