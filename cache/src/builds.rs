@@ -571,7 +571,14 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, crate::SCHEMA_VERSION);
+        let unsynced: Option<String> = conn
+            .query_row("SELECT unsynced_boot FROM snapshots", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            unsynced, None,
+            "version 3 adds the column, old rows count as synced"
+        );
         let (snapshot, location): (String, Option<String>) = conn
             .query_row("SELECT snapshot, location FROM cache_keys", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -594,7 +601,7 @@ mod tests {
             matches!(
                 err,
                 Error::SchemaVersion {
-                    found: 2,
+                    found: crate::SCHEMA_VERSION,
                     expected: 1,
                     ..
                 }

@@ -32,10 +32,6 @@ use crate::store::Store;
 pub(crate) fn boot_id() -> Option<&'static str> {
     static BOOT: OnceLock<Option<String>> = OnceLock::new();
     BOOT.get_or_init(|| {
-        #[cfg(test)]
-        if let Ok(id) = std::env::var("DRAY_TEST_BOOT_ID") {
-            return Some(id);
-        }
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .ok()
             .map(|s| s.trim().to_owned())
@@ -93,9 +89,14 @@ impl Store {
     /// incomplete. Cheap when there are none (one indexed query). Returns how many records
     /// were dropped.
     pub(crate) fn drop_unsynced(&self) -> Result<usize> {
-        let Some(boot) = boot_id() else {
-            return Ok(0);
-        };
+        match boot_id() {
+            Some(boot) => self.drop_unsynced_in(boot),
+            None => Ok(0),
+        }
+    }
+
+    /// [`Store::drop_unsynced`] as if the running boot were `boot`.
+    fn drop_unsynced_in(&self, boot: &str) -> Result<usize> {
         let suspect: Option<String> = self
             .db()
             .query_row(
@@ -131,9 +132,53 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::Digest;
+    use crate::root::Root;
+
     #[test]
     fn boot_id_is_read_from_proc() {
-        let id = super::boot_id().expect("Linux has /proc/sys/kernel/random/boot_id");
+        let id = boot_id().expect("Linux has /proc/sys/kernel/random/boot_id");
         assert_eq!(id.len(), 36, "{id}");
+    }
+
+    fn unsynced(store: &Store) -> i64 {
+        store
+            .db()
+            .query_row(
+                "SELECT count(*) FROM snapshots WHERE unsynced_boot IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn records_of_snapshots_a_crash_left_unsynced_are_dropped_and_synced_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Root::at(dir.path())).unwrap();
+        let commit = |name: &str| {
+            let a = store.prepare(None).unwrap();
+            std::fs::write(a.fs().join(name), name).unwrap();
+            store.commit(a, name).unwrap()
+        };
+        let synced = commit("synced");
+        store.save(&Digest::of("synced"), "{}", &synced).unwrap();
+        // A step commits without a sync, stamped with this boot; the build's end syncs.
+        assert_eq!(unsynced(&store), 1);
+        assert_eq!(store.sync_snapshots().unwrap(), 1);
+        assert_eq!(unsynced(&store), 0);
+        let pending = commit("pending");
+        store.save(&Digest::of("pending"), "{}", &pending).unwrap();
+        assert_eq!(unsynced(&store), 1);
+
+        // In this boot nothing is suspect...
+        assert_eq!(store.drop_unsynced().unwrap(), 0);
+        assert!(store.lookup(&Digest::of("pending")).unwrap().is_some());
+        // ...after a crash (another boot), the unsynced snapshot's record goes, the synced
+        // one's stays.
+        assert_eq!(store.drop_unsynced_in("another-boot").unwrap(), 1);
+        assert!(store.lookup(&Digest::of("pending")).unwrap().is_none());
+        assert!(store.lookup(&Digest::of("synced")).unwrap().is_some());
     }
 }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::lock::LockMode;
-use crate::snapshots::SnapshotId;
+use crate::snapshots::{SnapshotId, SnapshotKind};
 use crate::store::Store;
 
 /// How [`Store::repair`] fixes a [`Problem`].
@@ -158,6 +158,18 @@ impl Store {
                 problem(
                     format!("snapshot {}", s.id),
                     format!("{} is missing", fs_dir.display()),
+                    Fix::RemoveSnapshot(s.id.clone()),
+                );
+            }
+            // A lazy snapshot's files are only complete in its layer blob.
+            if s.kind == SnapshotKind::Lazy
+                && !self.layers(&s.id)?.iter().any(|l| good(&l.blob).is_some())
+            {
+                problem(
+                    format!("snapshot {}", s.id),
+                    "it is lazy (its files are only in its layer) but no layer blob of it is \
+                     present"
+                        .into(),
                     Fix::RemoveSnapshot(s.id.clone()),
                 );
             }

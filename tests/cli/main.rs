@@ -9,6 +9,7 @@ mod cache_explain;
 mod debug;
 mod harness;
 mod images;
+mod lazy_copy;
 mod oci_layout;
 mod output;
 mod readers;
