@@ -120,9 +120,10 @@ pub(crate) fn open(path: &Path, expected: i64) -> Result<Connection> {
     // WAL lets readers run during another process's write. NORMAL (not FULL) skips the fsync
     // at each commit: in WAL mode commits stay atomic and ordered, a killed process loses none,
     // and a power loss can only drop the newest ones, never keep a later commit without an
-    // earlier one. A cache record is committed after its snapshot row (and the snapshot's files
-    // are synced with syncfs first), so a record still never outlives its snapshot; a record
-    // lost to a power cut is a cache miss, not corruption. See sqlite.org/pragma.html#pragma_synchronous.
+    // earlier one. A cache record is committed after its snapshot row, so a record still never
+    // outlives its snapshot row; a record lost to a power cut is a cache miss, not corruption,
+    // and one whose snapshot's files were never synced is dropped at the next open
+    // (durability.rs). See sqlite.org/pragma.html#pragma_synchronous.
     enable_wal(&conn)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(Error::db("set synchronous"))?;

@@ -29,10 +29,12 @@
 //! ├── ingest/blob-*         # BlobWriter temp files (same filesystem -> atomic rename into blobs/)
 //! ├── snapshots/<id>/fs     # one layer diff (overlay upperdir, or an unpacked layer)
 //! ├── snapshots/<id>/work   # overlay workdir while the snapshot is active; removed on commit
+//! ├── snapshots/<id>/fill   # a lazy snapshot's layer being unpacked to fill in its fs/ (lazy.rs)
 //! ├── cache-mounts/         # RUN --mount=type=cache directories (owned by the solver)
 //! ├── mounts/               # transient mountpoints for running steps (owned by the sandbox)
 //! ├── tmp/                  # scratch on the same filesystem: index.json temp files, snapshots being deleted,
-//! │                         #   claim-<id> flock files of snapshots being prepared under a chosen ID
+//! │                         #   claim-<id> flock files of snapshots being prepared under a chosen ID,
+//! │                         #   materialize-<id> flock files of lazy snapshots being filled in
 //! ├── dray.toml             # optional settings: [gc] enabled, keep-storage, keep-duration (gc.rs)
 //! └── metadata.db           # SQLite (WAL, busy_timeout, user_version = SCHEMA_VERSION): see below
 //! ```
@@ -44,7 +46,7 @@
 //!
 //! | table | columns | meaning |
 //! |---|---|---|
-//! | `snapshots` | `id` PK, `parent` → snapshots, `kind` (`diff`/`unpacked`), `description`, `size` (bytes on disk), `created` | committed snapshots only; a row ⇒ a complete `snapshots/<id>/fs` |
+//! | `snapshots` | `id` PK, `parent` → snapshots, `kind` (`diff`/`unpacked`/`lazy`), `description`, `size` (bytes on disk), `created`, `unsynced_boot` (schema 3) | committed snapshots only; a row ⇒ a complete `snapshots/<id>/fs`, or for `lazy` a partial one whose whole diff is its layer blob (`lazy.rs`); `unsynced_boot`: see `durability.rs` |
 //! | `cache_keys` | `key` PK, `snapshot` → snapshots, `preimage` (JSON text), `created`, `last_used` | cache key → result; `last_used` is bumped by [`Store::lookup`], or for a build's hits at once by [`Store::touch`] (LRU prune) |
 //! | `layers` | (`snapshot` → snapshots ON DELETE CASCADE, `media_type`) PK, `diff_id`, `blob`, `size` | memoized layer export per compression; `blob` is in `blobs/` |
 //! | `contenthash` | (`scope`, `path` BLOB) PK, `dev`, `ino`, `size`, `mtime_ns`, `ctime_ns`, `digest` | per-file content digest memo, valid while the stamp matches |
@@ -62,9 +64,14 @@
 //! 1. **A visible blob is complete and verified.** [`BlobWriter`] writes to `ingest/`, checks
 //!    digest and size, fsyncs, then renames into `blobs/sha256/` and fsyncs the directory. A
 //!    crash leaves at most an `ingest/` file, deleted by the next exclusive open.
-//! 2. **A `snapshots` row means a complete, durable directory.** [`Store::commit`] syncs the
-//!    filesystem (`syncfs`) before inserting the row. A crash leaves a directory without a row,
-//!    deleted by the next exclusive open. [`Store::remove`] deletes the row before the directory.
+//! 2. **A `snapshots` row means a complete directory** (a lazy one: a complete layer blob, in
+//!    the same transaction). A killed process leaves a directory without a row, deleted by the
+//!    next exclusive open. [`Store::remove`] deletes the row before the directory. Against a
+//!    **machine** crash, a step's snapshot is not synced at commit but stamped with the boot
+//!    ID, and its build syncs once at the end ([`Store::sync_snapshots`]); a stamp from an
+//!    earlier boot means the sync never happened, and every open drops such snapshots' cache
+//!    records, so their possibly incomplete files are never reused (`durability.rs`). Base
+//!    layers (found by ChainID, not through records) are synced at commit (`syncfs`).
 //! 3. **A cache record points to a committed snapshot.** [`Store::save`] takes a [`Committed`]
 //!    (only obtainable from a commit or a lookup) and the foreign key re-checks the row in the
 //!    same transaction; removing a snapshot with a record is refused.
@@ -75,7 +82,8 @@
 //!    fsync of the root).
 //! 6. **SQLite** runs in WAL mode with `synchronous=NORMAL`: a committed transaction survives a
 //!    killed process; after a power loss the newest commits may be gone, but commits are never
-//!    reordered, so invariants 2–4 still hold (a lost record is a cache miss). Multi-row changes
+//!    reordered, so invariants 2–4 still hold (a lost record is a cache miss; an unsynced
+//!    snapshot's record is dropped, invariant 2). Multi-row changes
 //!    are single transactions. Closing does not checkpoint (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`):
 //!    the WAL file stays with its committed frames and the next open reads them, and SQLite's
 //!    automatic checkpoint (at 1000 WAL pages) keeps it bounded. This changes when bytes move
