@@ -22,6 +22,9 @@
 //! - [`apply`]: the safe layer applier — an OCI layer tar (hostile input) into a snapshot
 //!   directory in overlay form or onto a merged root, measuring its `diff_id`;
 //!   [`apply::unpack_layer`] unpacks a base layer into the snapshot named by its ChainID.
+//! - [`lazy`]: filling in a lazy snapshot (one whose `COPY` deferred its directories to the
+//!   layer blob) when a step needs its files; [`layer::write_layer_replaying`] is how such a
+//!   layer is written straight from the copy's source.
 //! - [`layout`]: images in OCI image layout directories (`FROM oci-layout://…`, named
 //!   contexts): resolving a tag or digest, importing blobs into the store.
 //!

@@ -16,6 +16,12 @@
 //! Filesystem work (trees, content hashes, file actions) is `dray_fsutil`'s; `fs/` only adapts
 //! results to it. Image layers are mapped to snapshots with `dray_image`.
 //!
+//! File ops **defer** the directories their copies create ([`SolveOptions::defer_copies`]):
+//! the op writes its layer blob straight from the copy's source and commits a lazy snapshot,
+//! filled in from that blob only when a later step needs the files (an exec's lower dirs, a
+//! copy source, a content hash); the ops call `dray_image::lazy` for it. Snapshots are
+//! committed without a sync; the binary calls `Store::sync_snapshots` once per build.
+//!
 //! Results are [`ResultRef`]s: a chain of snapshot IDs, not one snapshot, because a merge
 //! (`COPY --link`) stacks its inputs' chains without making a directory. When a saved result's
 //! chain does not follow the snapshots' parent links, its preimage carries the chain
