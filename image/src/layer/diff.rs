@@ -436,43 +436,6 @@ fn dev_minor(rdev: u64) -> u32 {
     (((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff)) as u32
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn whiteout_names_keep_the_directory() {
-        assert_eq!(whiteout_name(b"a"), b".wh.a");
-        assert_eq!(whiteout_name(b"d/e/a"), b"d/e/.wh.a");
-    }
-
-    #[test]
-    fn device_numbers_split_like_glibc() {
-        // /dev/null is 1:3; glibc's makedev layout exercises the high bits of both halves.
-        assert_eq!((dev_major(0x103), dev_minor(0x103)), (1, 3));
-        let (major, minor) = (0x0012_3abc_u64, 0x0004_5678_u64);
-        let rdev = ((major & 0xfff) << 8)
-            | ((major & 0xffff_f000) << 32)
-            | (minor & 0xff)
-            | ((minor & 0xffff_ff00) << 12);
-        assert_eq!((dev_major(rdev), dev_minor(rdev)), (0x12_3abc, 0x4_5678));
-    }
-
-    #[test]
-    fn xattr_rule() {
-        for keep in ["security.capability", "user.comment", "trusted.foo"] {
-            assert!(keep_xattr(keep.as_bytes()), "{keep}");
-        }
-        for drop in [
-            "security.selinux",
-            "security.ima",
-            "system.posix_acl_access",
-        ] {
-            assert!(!keep_xattr(drop.as_bytes()), "{drop}");
-        }
-    }
-}
-
 /// Turns replayed entries (see `dray_fsutil::fileop::replay`) into tar entries with the same
 /// rules as [`Differ::emit`] applies to inodes on disk, so that a deferred directory gives the
 /// bytes its materialized form would.
@@ -552,6 +515,43 @@ impl<W: Write> ReplaySink for TarReplay<'_, '_, W> {
                     source: io::Error::other(message),
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whiteout_names_keep_the_directory() {
+        assert_eq!(whiteout_name(b"a"), b".wh.a");
+        assert_eq!(whiteout_name(b"d/e/a"), b"d/e/.wh.a");
+    }
+
+    #[test]
+    fn device_numbers_split_like_glibc() {
+        // /dev/null is 1:3; glibc's makedev layout exercises the high bits of both halves.
+        assert_eq!((dev_major(0x103), dev_minor(0x103)), (1, 3));
+        let (major, minor) = (0x0012_3abc_u64, 0x0004_5678_u64);
+        let rdev = ((major & 0xfff) << 8)
+            | ((major & 0xffff_f000) << 32)
+            | (minor & 0xff)
+            | ((minor & 0xffff_ff00) << 12);
+        assert_eq!((dev_major(rdev), dev_minor(rdev)), (0x12_3abc, 0x4_5678));
+    }
+
+    #[test]
+    fn xattr_rule() {
+        for keep in ["security.capability", "user.comment", "trusted.foo"] {
+            assert!(keep_xattr(keep.as_bytes()), "{keep}");
+        }
+        for drop in [
+            "security.selinux",
+            "security.ima",
+            "system.posix_acl_access",
+        ] {
+            assert!(!keep_xattr(drop.as_bytes()), "{drop}");
         }
     }
 }
