@@ -418,6 +418,11 @@ fn compression_options_choose_layer_media_types() {
         ),
         "--output",
         &format!("type=docker,dest={},compression=gzip", p("gzip.tar")),
+        "--output",
+        &format!(
+            "type=docker,dest={},compression=zstd,force-compression=true",
+            p("zstd-docker.tar")
+        ),
     ]));
     let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
     let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -435,6 +440,13 @@ fn compression_options_choose_layer_media_types() {
     assert_eq!(plain_layers, [plain, plain]);
     let (id_gzip, gzip_layers) = layer_types(&read("gzip.tar"));
     assert_eq!(gzip_layers, [DOCKER_LAYER_GZIP, DOCKER_LAYER_GZIP]);
+    // Docker has no zstd layer type: such an image keeps its OCI media types, as in BuildKit.
+    let zstd_docker = read("zstd-docker.tar");
+    assert_eq!(layer_types(&zstd_docker).1, [zstd, zstd]);
+    assert_eq!(
+        member_json(&zstd_docker, "index.json")["manifests"][0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     // The config (diff_ids) does not depend on compression: one image ID.
     assert_eq!([&id_zstd, &id_forced, &id_plain], [&id_gzip; 3]);
     // Only -t adds to the index: still just "base".
