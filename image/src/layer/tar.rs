@@ -76,22 +76,19 @@ impl Entry {
     /// for a file or 0o755 for a directory (a name ending in `/`), so an archive depends only
     /// on its members' names and bytes.
     pub(crate) fn archive_member(name: &str, size: u64) -> Self {
-        let dir = name.ends_with('/');
-        Self {
-            name: name.as_bytes().to_vec(),
-            kind: if dir {
-                EntryType::Directory
-            } else {
-                EntryType::Regular
-            },
-            mode: if dir { 0o755 } else { 0o644 },
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-            size: if dir { 0 } else { size },
-            link: None,
-            device: None,
-            xattrs: Vec::new(),
+        let member = Self::marker(name.as_bytes().to_vec(), 0);
+        if name.ends_with('/') {
+            Self {
+                kind: EntryType::Directory,
+                mode: 0o755,
+                ..member
+            }
+        } else {
+            Self {
+                mode: 0o644,
+                size,
+                ..member
+            }
         }
     }
 }
