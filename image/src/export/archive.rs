@@ -25,9 +25,9 @@
 //! since one layout holds every repository.
 //!
 //! **Media types.** The docker variant writes docker media types, as BuildKit's docker exporter
-//! does: its manifest is rewritten ([`docker`](super::docker) has the table and the exceptions),
-//! so its digest differs from the store's, while the config and layer blobs (and so the image
-//! ID) are the store's bytes. The OCI variant writes the stored manifest as it is.
+//! does: its manifest is rewritten ([`docker`](mod@super::docker) has the table and the
+//! exceptions), so its digest differs from the store's, while the config and layer blobs (and
+//! so the image ID) are the store's bytes. The OCI variant writes the stored manifest as it is.
 
 use std::collections::BTreeMap;
 use std::fs;
