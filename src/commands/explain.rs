@@ -12,12 +12,13 @@
 //! | the platform | `platform changed: linux/amd64 -> linux/arm64` |
 //! | the instruction text | ``instruction changed: `COPY a /x` -> `COPY b /x` `` |
 //! | an ENV or ARG the instruction uses (or a RUN's environment) | `ARG VERSION changed: "1" -> "2"` |
+//! | only the file actions' timestamps | `SOURCE_DATE_EPOCH changed: 1700000000 -> 1700000001` |
 //! | any other op field | `op.actions.0.mode: … -> …` (from [`dray_solver::explain`]) |
 //! | an input's key | `input [2/3] COPY a /a changed: <its own reason>` |
 //! | a context file a COPY reads | `context file /b.txt: content changed` / `mode changed (644 -> 755)` / `ownership changed (0:0 -> 1000:1000)` / `was added` / `was removed` |
 //! | nothing earlier | `no earlier record` |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dray_cache::{BuildRecord, BuildStep, StepStatus, Store};
 use dray_solver::{Preimage, ResolvedDep};
@@ -121,6 +122,9 @@ impl Compare<'_> {
             }
             if out.is_empty() {
                 out.extend(self.var_reasons(&old.op, &new.op));
+            }
+            if out.is_empty() {
+                out.extend(epoch_reason(&old.op, &new.op));
             }
             if out.is_empty() {
                 out.extend(
@@ -293,6 +297,64 @@ fn op_reasons(old: &Value, new: &Value) -> Vec<String> {
         ));
     }
     out
+}
+
+/// `SOURCE_DATE_EPOCH` reaches an op as the `timestamp` of its file actions (the mtime COPY,
+/// ADD, MKDIR and WORKDIR give what they create). When those values are all that differs, the
+/// op changed because the epoch did; any other difference is left to the later comparisons.
+fn epoch_reason(old: &Value, new: &Value) -> Option<String> {
+    let (old_times, new_times) = (timestamps(old), timestamps(new));
+    if old_times == new_times || without_timestamps(old) != without_timestamps(new) {
+        return None;
+    }
+    let show = |times: &BTreeSet<Option<i64>>| {
+        let shown: Vec<String> = times
+            .iter()
+            .map(|t| t.map_or_else(|| "(unset)".to_owned(), |t| t.to_string()))
+            .collect();
+        shown.join(", ")
+    };
+    Some(format!(
+        "SOURCE_DATE_EPOCH changed: {} -> {}",
+        show(&old_times),
+        show(&new_times)
+    ))
+}
+
+/// Every `timestamp` field's value (`None` for null) anywhere in `op`.
+fn timestamps(op: &Value) -> BTreeSet<Option<i64>> {
+    fn walk(v: &Value, out: &mut BTreeSet<Option<i64>>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "timestamp" {
+                        out.insert(v.as_i64());
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(op, &mut out);
+    out
+}
+
+/// `op` with every `timestamp` field removed.
+fn without_timestamps(op: &Value) -> Value {
+    match op {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| *k != "timestamp")
+                .map(|(k, v)| (k.clone(), without_timestamps(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_timestamps).collect()),
+        other => other.clone(),
+    }
 }
 
 fn platform(v: &Value) -> String {
@@ -513,6 +575,31 @@ pub(crate) fn diff_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_change_of_timestamps_alone_is_a_source_date_epoch_change() {
+        let op = |t: Value, mode: u32| {
+            serde_json::json!({"actions": [
+                {"copy": {"src": "/a", "timestamp": t.clone(), "mode": mode}},
+                {"mkdir": {"path": "/d", "timestamp": t}},
+            ]})
+        };
+        let (a, b) = (op(1_700_000_000.into(), 1), op(1_700_000_001.into(), 1));
+        assert_eq!(
+            epoch_reason(&a, &b).as_deref(),
+            Some("SOURCE_DATE_EPOCH changed: 1700000000 -> 1700000001")
+        );
+        assert_eq!(
+            epoch_reason(&op(Value::Null, 1), &b).as_deref(),
+            Some("SOURCE_DATE_EPOCH changed: (unset) -> 1700000001")
+        );
+        assert_eq!(epoch_reason(&a, &a), None, "nothing changed");
+        assert_eq!(
+            epoch_reason(&a, &op(1_700_000_001.into(), 2)),
+            None,
+            "another field changed too: not the epoch alone"
+        );
+    }
 
     #[test]
     fn variables_are_found() {

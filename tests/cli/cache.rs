@@ -390,10 +390,12 @@ fn a_prune_killed_at_any_point_leaves_a_store_that_verifies() {
     }
     dir.write("ctx/Dockerfile", dockerfile);
     let dray = env!("CARGO_BIN_EXE_dray");
+    let mut interrupted = 0;
     for delay_ms in [5u64, 20, 40, 80, 150] {
         for _ in 0..2 {
             build_ok(&dir, &["--no-cache"]);
         }
+        let before = ls(&dir, &[]).len();
         let mut prune = Command::new(dray)
             .arg("--root")
             .arg(dir.root())
@@ -406,9 +408,16 @@ fn a_prune_killed_at_any_point_leaves_a_store_that_verifies() {
         prune.kill().unwrap(); // SIGKILL
         prune.wait().unwrap();
         verify_clean(&dir);
+        let after = ls(&dir, &[]).len();
+        if after > 0 && after < before {
+            interrupted += 1;
+        }
         // The store still builds and prunes afterwards.
         build_ok(&dir, &[]);
     }
+    // The kills must land mid-prune (some rows gone, some left) for this to prove anything;
+    // a prune of 80 records takes about a second, so most of them do.
+    assert!(interrupted > 0, "no kill interrupted a prune");
     let (_, _, code) = run(&dir, &["cache", "prune", "--all", "--force"]);
     assert_eq!(code, Some(0));
     verify_clean(&dir);

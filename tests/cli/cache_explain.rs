@@ -194,3 +194,27 @@ fn cache_diff_compares_two_builds_step_by_step() {
     assert!(out.contains(r#"ARG V changed: "1" -> "9""#), "{out}");
     assert!(out.contains("2 steps differ"), "{out}");
 }
+
+#[test]
+fn a_changed_source_date_epoch_is_named_with_both_values() {
+    let dir = TestDir::new();
+    project(&dir);
+    explain(&dir, &["--build-arg", "SOURCE_DATE_EPOCH=1700000000"]);
+    let misses = explain(&dir, &["--build-arg", "SOURCE_DATE_EPOCH=1700000001"]);
+    assert_eq!(misses.len(), 3, "{misses:?}");
+    assert!(
+        misses[0].ends_with("): SOURCE_DATE_EPOCH changed: 1700000000 -> 1700000001"),
+        "{misses:?}"
+    );
+    assert!(
+        misses.iter().all(|m| !m.contains('{')),
+        "no raw op JSON: {misses:?}"
+    );
+    let ids = build_ids(&dir);
+    let (out, stderr, code) = run(&dir, &["cache", "diff", &ids[0], &ids[1]]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        out.contains("SOURCE_DATE_EPOCH changed: 1700000000 -> 1700000001"),
+        "{out}"
+    );
+}

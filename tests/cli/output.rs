@@ -207,7 +207,7 @@ fn every_output_type_writes_its_format() {
         );
     }
 
-    // type=docker: the OCI layout plus manifest.json and repositories.
+    // type=docker: the layout in docker media types plus manifest.json and repositories.
     let docker = std::fs::read(out("docker.tar")).unwrap();
     let dm = member_json(&docker, "manifest.json");
     assert_eq!(dm[0]["RepoTags"], serde_json::json!(["app:latest"]));
@@ -218,7 +218,40 @@ fn every_output_type_writes_its_format() {
     assert_eq!(dm[0]["Layers"].as_array().unwrap().len(), layers.len());
     let repos = member_json(&docker, "repositories");
     assert!(repos["app"]["latest"].is_string(), "{repos}");
-    assert_eq!(member(&docker, "index.json"), member(&oci, "index.json"));
+    let docker_entry = &member_json(&docker, "index.json")["manifests"][0];
+    assert_eq!(docker_entry["annotations"], entry["annotations"]);
+    assert_eq!(docker_entry["mediaType"], DOCKER_MANIFEST);
+    let docker_manifest_bytes = member(&docker, &archive_blob(&docker_entry["digest"]));
+    assert_eq!(
+        docker_entry["digest"],
+        format!("sha256:{}", sha256_hex(&docker_manifest_bytes)),
+        "the rewritten manifest is named by its own digest"
+    );
+    assert_ne!(docker_entry["digest"], manifest_digest.as_str());
+    let docker_manifest: Value = serde_json::from_slice(&docker_manifest_bytes).unwrap();
+    assert_eq!(docker_manifest["mediaType"], DOCKER_MANIFEST);
+    assert_eq!(docker_manifest["config"]["mediaType"], DOCKER_CONFIG);
+    assert_eq!(docker_manifest["config"]["digest"], image_id);
+    for (d, o) in docker_manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(layers)
+    {
+        assert_eq!(d["mediaType"], DOCKER_LAYER_GZIP);
+        assert_eq!((&d["digest"], &d["size"]), (&o["digest"], &o["size"]));
+        // Config and layer blobs are the store's bytes.
+        assert_eq!(
+            member(&docker, &archive_blob(&d["digest"])),
+            member(&oci, &archive_blob(&o["digest"]))
+        );
+    }
+    assert!(
+        !members(&docker)
+            .iter()
+            .any(|m| m.0 == archive_blob(&Value::from(manifest_digest.as_str()))),
+        "the OCI manifest is not shipped in the docker archive"
+    );
 
     // type=local: the final filesystem, equal to the layers applied by an independent reader.
     let rootfs = tree(Path::new(&out("rootfs")));
@@ -327,6 +360,22 @@ fn dest_dash_streams_the_archive_to_stdout_and_prints_no_id() {
     );
 }
 
+/// Docker's media types, written by `type=docker`.
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub(crate) const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+/// `blobs/sha256/<hex>` for a `"sha256:<hex>"` JSON string.
+pub(crate) fn archive_blob(digest: &Value) -> String {
+    let digest = digest.as_str().unwrap();
+    format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 fn layer_types(tar: &[u8]) -> (String, Vec<String>) {
     let index = member_json(tar, "index.json");
     let digest = index["manifests"][0]["digest"].as_str().unwrap();
@@ -369,6 +418,11 @@ fn compression_options_choose_layer_media_types() {
         ),
         "--output",
         &format!("type=docker,dest={},compression=gzip", p("gzip.tar")),
+        "--output",
+        &format!(
+            "type=docker,dest={},compression=zstd,force-compression=true",
+            p("zstd-docker.tar")
+        ),
     ]));
     let gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
     let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
@@ -385,7 +439,14 @@ fn compression_options_choose_layer_media_types() {
     let (id_plain, plain_layers) = layer_types(&read("plain.tar"));
     assert_eq!(plain_layers, [plain, plain]);
     let (id_gzip, gzip_layers) = layer_types(&read("gzip.tar"));
-    assert_eq!(gzip_layers, [gzip, gzip]);
+    assert_eq!(gzip_layers, [DOCKER_LAYER_GZIP, DOCKER_LAYER_GZIP]);
+    // Docker has no zstd layer type: such an image keeps its OCI media types, as in BuildKit.
+    let zstd_docker = read("zstd-docker.tar");
+    assert_eq!(layer_types(&zstd_docker).1, [zstd, zstd]);
+    assert_eq!(
+        member_json(&zstd_docker, "index.json")["manifests"][0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
     // The config (diff_ids) does not depend on compression: one image ID.
     assert_eq!([&id_zstd, &id_forced, &id_plain], [&id_gzip; 3]);
     // Only -t adds to the index: still just "base".

@@ -9,7 +9,9 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::harness::{TestDir, repo_path};
-use crate::output::{member, member_json, ok, sample, tree};
+use crate::output::{
+    DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, member, member_json, ok, sample, tree,
+};
 use crate::store;
 
 /// Runs a command, failing the test (never skipping) if it cannot start or fails; its stdout.
@@ -108,6 +110,35 @@ fn skopeo_reads_the_oci_and_docker_archives() {
         d["Layers"].as_array().unwrap().len(),
         manifest["layers"].as_array().unwrap().len()
     );
+    // The docker archive is an OCI layout too: read that way, skopeo sees the manifest dray
+    // wrote (skopeo's `docker-archive:` synthesizes its own from manifest.json), in docker
+    // media types, naming the same compressed layer blobs as the OCI archive.
+    let as_layout = b.arg("oci-archive:", "docker.tar");
+    let raw: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", "--raw", &as_layout])).unwrap();
+    assert_eq!(raw["mediaType"], DOCKER_MANIFEST);
+    assert_eq!(raw["config"]["mediaType"], DOCKER_CONFIG);
+    assert_eq!(raw["config"]["digest"], b.image_id.as_str());
+    let layers = |m: &Value| -> Vec<(Value, Value)> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["mediaType"].clone(), l["digest"].clone()))
+            .collect()
+    };
+    let expected: Vec<(Value, Value)> = layers(&manifest)
+        .into_iter()
+        .map(|(_, digest)| (Value::from(DOCKER_LAYER_GZIP), digest))
+        .collect();
+    assert_eq!(layers(&raw), expected);
+    let by_layout: Value = serde_json::from_str(&run("skopeo", &["inspect", &as_layout])).unwrap();
+    let index = member_json(&std::fs::read(b.path("docker.tar")).unwrap(), "index.json");
+    assert_eq!(by_layout["Digest"], index["manifests"][0]["digest"]);
+    run(
+        "skopeo",
+        &["copy", &as_layout, &b.arg("dir:", "docker-as-layout")],
+    );
     // A copy out of the docker archive verifies every blob digest on the way.
     run(
         "skopeo",
@@ -198,17 +229,24 @@ fn validate(pairs: &[(&str, &Path)]) -> String {
 #[test]
 fn every_manifest_index_and_config_validates_and_oci_image_tool_accepts_the_layout() {
     let b = Built::new();
-    let extracted = b.path("extracted");
-    std::fs::create_dir(&extracted).unwrap();
-    run(
-        "tar",
-        &[
-            "-xf",
-            b.path("docker.tar").to_str().unwrap(),
-            "-C",
-            extracted.to_str().unwrap(),
-        ],
-    );
+    let extract = |archive: &str| {
+        let dir = b.path(&format!("{archive}.d"));
+        std::fs::create_dir(&dir).unwrap();
+        run(
+            "tar",
+            &[
+                "-xf",
+                b.path(archive).to_str().unwrap(),
+                "-C",
+                dir.to_str().unwrap(),
+            ],
+        );
+        dir
+    };
+    let extracted = extract("img.tar");
+    // The docker archive's manifest is in docker media types (no OCI schema applies), but its
+    // index.json and oci-layout are OCI's.
+    let docker = extract("docker.tar");
     let tar = std::fs::read(b.path("img.tar")).unwrap();
     let index = member_json(&tar, "index.json");
     let manifest_hex = index["manifests"][0]["digest"]
@@ -229,13 +267,15 @@ fn every_manifest_index_and_config_validates_and_oci_image_tool_accepts_the_layo
         ("config-schema.json", &config),
         ("image-index-schema.json", &layout.join("index.json")),
         ("image-layout-schema.json", &layout.join("oci-layout")),
+        ("image-index-schema.json", &docker.join("index.json")),
+        ("image-layout-schema.json", &docker.join("oci-layout")),
         ("image-index-schema.json", &root.join("index.json")),
         (
             "image-manifest-schema.json",
             &store::blob_path(&root, &b.manifest_digest),
         ),
     ]);
-    assert_eq!(out.matches(": valid ").count(), 8, "{out}");
+    assert_eq!(out.matches(": valid ").count(), 10, "{out}");
     assert_eq!(
         member(&tar, &format!("blobs/sha256/{manifest_hex}")),
         std::fs::read(&manifest).unwrap()

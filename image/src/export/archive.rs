@@ -24,9 +24,10 @@
 //! (`app:1`). The local store's own `index.json` differs: there the ref name is the full name,
 //! since one layout holds every repository.
 //!
-//! **Media types.** The docker variant keeps the OCI media types of the manifest it exports, so
-//! its manifest digest is the store's (BuildKit's docker exporter rewrites them to docker's by
-//! default). `docker load` reads `manifest.json` and the blobs, not the media types.
+//! **Media types.** The docker variant writes docker media types, as BuildKit's docker exporter
+//! does: its manifest is rewritten ([`docker`](mod@super::docker) has the table and the
+//! exceptions), so its digest differs from the store's, while the config and layer blobs (and
+//! so the image ID) are the store's bytes. The OCI variant writes the stored manifest as it is.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,9 +39,9 @@ use dray_llb::{Digest, ImageRef};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use super::docker::{self, ArchiveManifest};
 use super::tarball::{CopyError, TarEntry, TarStream};
 use super::{ExportError, write_atomically};
-use crate::manifest::read_manifest;
 
 /// containerd's annotation for an image's full name in an archive's `index.json`.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.containerd.image.name";
@@ -66,10 +67,18 @@ pub enum ArchiveFormat {
     Docker,
 }
 
+/// One blob of an archive.
+enum Blob {
+    /// Streamed from the content store; this many bytes.
+    Stored { size: u64 },
+    /// A manifest rewritten for the archive (docker media types), held in memory.
+    Converted(Vec<u8>),
+}
+
 /// What goes in an archive, computed once from the images.
 struct Plan {
-    /// Every blob with its size, sorted by digest.
-    blobs: BTreeMap<Digest, u64>,
+    /// Every blob, sorted by digest.
+    blobs: BTreeMap<Digest, Blob>,
     /// Small files at the top level: name → bytes.
     files: BTreeMap<&'static str, Vec<u8>>,
 }
@@ -85,17 +94,22 @@ impl Plan {
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for image in images {
-            let manifest = read_manifest(store, &image.manifest.digest)?;
-            blobs.insert(image.manifest.digest, image.manifest.size);
-            blobs.insert(manifest.config.digest, manifest.config.size);
-            for layer in &manifest.layers {
-                blobs.insert(layer.digest, layer.size);
+            let ArchiveManifest {
+                descriptor: plain,
+                manifest,
+                converted,
+            } = match format {
+                ArchiveFormat::Oci => docker::as_stored(store, &image.manifest)?,
+                ArchiveFormat::Docker => docker::with_docker_media_types(store, &image.manifest)?,
+            };
+            let blob = match converted {
+                Some(bytes) => Blob::Converted(bytes),
+                None => Blob::Stored { size: plain.size },
+            };
+            blobs.insert(plain.digest, blob);
+            for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                blobs.insert(d.digest, Blob::Stored { size: d.size });
             }
-            let plain = Descriptor::new(
-                image.manifest.media_type.clone(),
-                image.manifest.digest,
-                image.manifest.size,
-            );
             if image.names.is_empty() {
                 index_entries.push(plain.clone());
             }
@@ -174,15 +188,24 @@ pub fn write_archive<W: Write>(
     for dir in ["blobs/", "blobs/sha256/"] {
         append(&mut tar, &TarEntry::archive_member(dir, 0), None)?;
     }
-    for (digest, size) in &plan.blobs {
+    for (digest, blob) in &plan.blobs {
         let member = blob_member(digest);
-        let mut reader = VerifyingReader::new(store.blobs().open(digest)?);
-        append(
-            &mut tar,
-            &TarEntry::archive_member(&member, *size),
-            Some(&mut reader),
-        )?;
-        reader.check(digest)?;
+        match blob {
+            Blob::Stored { size } => {
+                let mut reader = VerifyingReader::new(store.blobs().open(digest)?);
+                append(
+                    &mut tar,
+                    &TarEntry::archive_member(&member, *size),
+                    Some(&mut reader),
+                )?;
+                reader.check(digest)?;
+            }
+            Blob::Converted(bytes) => append(
+                &mut tar,
+                &TarEntry::archive_member(&member, bytes.len() as u64),
+                Some(&mut &bytes[..]),
+            )?,
+        }
     }
     for (name, bytes) in &plan.files {
         append(
@@ -216,8 +239,20 @@ pub fn write_layout_dir(
         path: blobs_dir.clone(),
         source,
     })?;
-    for (digest, size) in &plan.blobs {
+    for (digest, blob) in &plan.blobs {
         let target = blobs_dir.join(digest.hex());
+        let size = match blob {
+            Blob::Stored { size } => size,
+            Blob::Converted(bytes) => {
+                write_atomically(&target, |out| {
+                    out.write_all(bytes).map_err(|source| ExportError::Write {
+                        path: target.clone(),
+                        source,
+                    })
+                })?;
+                continue;
+            }
+        };
         write_atomically(&target, |out| {
             let mut reader = VerifyingReader::new(store.blobs().open(digest)?);
             let copied = io::copy(&mut reader, out).map_err(|source| ExportError::Write {

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `oci,dest=x.tar` | [`write_archive`] + [`ArchiveFormat::Oci`] | an OCI image layout as a tar |
 //! | `oci,dest=dir,tar=false` | [`write_layout_dir`] | the same layout as a directory |
-//! | `docker,dest=x.tar` | [`write_archive`] + [`ArchiveFormat::Docker`] | the layout plus `manifest.json` and `repositories` (`docker load`) |
+//! | `docker,dest=x.tar` | [`write_archive`] + [`ArchiveFormat::Docker`] | the layout in docker media types ([`docker`](mod@docker)) plus `manifest.json` and `repositories` (`docker load`) |
 //! | `local,dest=dir` | [`write_rootfs_dir`] | the image's final filesystem |
 //! | `tar,dest=x.tar` | [`write_rootfs_tar`] | that filesystem as a tar |
 //! | `dray load` | [`load_archive`] | an OCI or docker archive → store blobs and tags |
@@ -25,6 +25,7 @@
 
 pub mod archive;
 mod convert;
+pub mod docker;
 mod error;
 pub mod load;
 pub mod rootfs;

@@ -292,7 +292,8 @@ impl<W: Write> Sink for TarSink<W> {
         let entry = TarEntry {
             name,
             kind,
-            mode: node.meta.mode,
+            // Permission bits only: the entry type is the header's type flag.
+            mode: node.meta.mode & 0o7777,
             uid: u64::from(node.meta.uid),
             gid: u64::from(node.meta.gid),
             mtime: node.mtime,

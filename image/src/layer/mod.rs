@@ -82,6 +82,9 @@ use std::path::Path;
 
 use crate::{Digest, Error};
 
+/// The tar framing, shared with the exporters (`export/tarball.rs`).
+pub(crate) use self::tar::{Entry as TarEntry, TarWriter};
+
 /// OCI media type of an uncompressed layer.
 pub const MEDIA_TYPE_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 /// OCI media type of a gzip-compressed layer.

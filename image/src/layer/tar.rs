@@ -1,4 +1,5 @@
-//! Tar framing: one [`Entry`] becomes an optional PAX extended header, a ustar header, the data
+//! Tar framing, for layers and for every exporter (image archives and root filesystem tars use
+//! it through `export/tarball.rs`): one [`Entry`] becomes an optional PAX extended header, a ustar header, the data
 //! and its padding. The `tar` crate encodes the 512-byte headers (octal fields, checksum); the
 //! framing is done here so that PAX records and every header byte are under our control, and so
 //! that read errors (a source file) and write errors (the output) stay distinguishable.
@@ -34,24 +35,24 @@ const ZEROS: [u8; 1024] = [0; 1024];
 const COPY_BUFFER: usize = 256 * 1024;
 
 /// One archive member, already translated (names relative, whiteouts applied, xattrs filtered).
-pub(super) struct Entry {
+pub(crate) struct Entry {
     /// Path bytes inside the layer; directories end in `/`.
-    pub(super) name: Vec<u8>,
-    pub(super) kind: EntryType,
+    pub(crate) name: Vec<u8>,
+    pub(crate) kind: EntryType,
     /// Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`).
-    pub(super) mode: u32,
-    pub(super) uid: u64,
-    pub(super) gid: u64,
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
     /// Whole seconds since the epoch, already clamped.
-    pub(super) mtime: i64,
+    pub(crate) mtime: i64,
     /// Data length; non-zero only for regular files.
-    pub(super) size: u64,
+    pub(crate) size: u64,
     /// Symlink target or hard-link target path.
-    pub(super) link: Option<Vec<u8>>,
+    pub(crate) link: Option<Vec<u8>>,
     /// (major, minor) for character and block devices.
-    pub(super) device: Option<(u32, u32)>,
+    pub(crate) device: Option<(u32, u32)>,
     /// Sorted by name; already filtered by the xattr rule.
-    pub(super) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Entry {
@@ -70,16 +71,36 @@ impl Entry {
             xattrs: Vec::new(),
         }
     }
+
+    /// A member of an image archive (a blob, `index.json`): owned by 0:0, mtime 0, mode 0o644
+    /// for a file or 0o755 for a directory (a name ending in `/`), so an archive depends only
+    /// on its members' names and bytes.
+    pub(crate) fn archive_member(name: &str, size: u64) -> Self {
+        let member = Self::marker(name.as_bytes().to_vec(), 0);
+        if name.ends_with('/') {
+            Self {
+                kind: EntryType::Directory,
+                mode: 0o755,
+                ..member
+            }
+        } else {
+            Self {
+                mode: 0o644,
+                size,
+                ..member
+            }
+        }
+    }
 }
 
 /// Writes entries to `out` and, on [`TarWriter::finish`], the two zero blocks that end a tar.
-pub(super) struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     out: W,
     buf: Vec<u8>,
 }
 
 impl<W: Write> TarWriter<W> {
-    pub(super) fn new(out: W) -> Self {
+    pub(crate) fn new(out: W) -> Self {
         Self {
             out,
             buf: Vec::new(),
@@ -88,7 +109,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Writes `entry`'s headers and, for a regular file, exactly `entry.size` bytes of `data`.
     /// `source` names the file on disk, for errors.
-    pub(super) fn append(
+    pub(crate) fn append(
         &mut self,
         entry: &Entry,
         data: Option<&mut dyn Read>,
@@ -120,7 +141,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Ends the archive and returns the destination.
-    pub(super) fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&ZEROS)?;
         Ok(self.out)
     }
