@@ -86,10 +86,12 @@ CREATE INDEX lease_refs_snapshot ON lease_refs(snapshot);
 /// Version 3 adds `snapshots.unsynced_boot` (see `durability.rs`).
 const MIGRATIONS: &[&str] = &[crate::builds::SCHEMA_V2, SCHEMA_V3];
 
-/// Version 2 → 3: snapshots committed without a sync carry the boot they were committed in.
+/// Version 2 → 3: snapshots committed without a sync carry the boot they were committed in;
+/// lazy snapshots (`lazy.rs`) are found through a partial index.
 const SCHEMA_V3: &str = "
 ALTER TABLE snapshots ADD COLUMN unsynced_boot TEXT;
 CREATE INDEX snapshots_unsynced ON snapshots(unsynced_boot) WHERE unsynced_boot IS NOT NULL;
+CREATE INDEX snapshots_lazy ON snapshots(id) WHERE kind = 'lazy';
 ";
 
 /// Switches the database to WAL mode (a persistent property of the file; a no-op once set).

@@ -55,24 +55,27 @@ impl Store {
         })
     }
 
-    /// The snapshots among `ids` that are still lazy, in the given order.
+    /// The snapshots among `ids` that are still lazy, in the given order. One query (over the
+    /// partial index of lazy snapshots, usually a handful), however long the chain: an exec
+    /// step asks this of its whole chain.
     pub fn lazy_among(&self, ids: &[SnapshotId]) -> Result<Vec<SnapshotId>> {
-        let conn = self.db();
-        let mut stmt = conn
-            .prepare_cached("SELECT 1 FROM snapshots WHERE id = ?1 AND kind = 'lazy'")
-            .map_err(Error::db("read snapshot kind"))?;
-        let mut out = Vec::new();
-        for id in ids {
-            let lazy = stmt
-                .query_row([id.as_str()], |_| Ok(()))
-                .optional()
-                .map_err(Error::db("read snapshot kind"))?
-                .is_some();
-            if lazy {
-                out.push(id.clone());
-            }
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let lazy: std::collections::HashSet<String> = {
+            let conn = self.db();
+            let mut stmt = conn
+                .prepare_cached("SELECT id FROM snapshots WHERE kind = 'lazy'")
+                .map_err(Error::db("list lazy snapshots"))?;
+            stmt.query_map([], |r| r.get(0))
+                .and_then(|rows| rows.collect())
+                .map_err(Error::db("list lazy snapshots"))?
+        };
+        Ok(ids
+            .iter()
+            .filter(|id| lazy.contains(id.as_str()))
+            .cloned()
+            .collect())
     }
 
     /// Takes the lock under which `id` is materialized, waiting for another holder (in this or
