@@ -257,18 +257,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::db("begin layer record"))?;
         require_snapshot(&tx, &layer.snapshot)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO layers (snapshot, media_type, diff_id, blob, size)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                layer.snapshot.as_str(),
-                layer.media_type,
-                layer.diff_id.to_string(),
-                layer.blob.to_string(),
-                layer.size as i64
-            ],
-        )
-        .map_err(Error::db("save layer record"))?;
+        insert_layer(&tx, layer)?;
         tx.commit().map_err(Error::db("commit layer record"))
     }
 
@@ -496,4 +485,22 @@ fn require_snapshot(tx: &rusqlite::Transaction<'_>, id: &SnapshotId) -> Result<(
     } else {
         Err(Error::SnapshotNotFound { id: id.clone() })
     }
+}
+
+/// Inserts (or replaces) the `layers` row of `layer` with `conn` (a transaction whose caller
+/// checked the blob and the snapshot).
+pub(crate) fn insert_layer(conn: &rusqlite::Connection, layer: &LayerRecord) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO layers (snapshot, media_type, diff_id, blob, size)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            layer.snapshot.as_str(),
+            layer.media_type,
+            layer.diff_id.to_string(),
+            layer.blob.to_string(),
+            layer.size as i64
+        ],
+    )
+    .map_err(Error::db("save layer record"))?;
+    Ok(())
 }

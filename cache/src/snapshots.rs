@@ -354,18 +354,7 @@ impl Store {
         )
         .map_err(Error::db("insert snapshot"))?;
         if let Some(layer) = layer {
-            tx.execute(
-                "INSERT OR REPLACE INTO layers (snapshot, media_type, diff_id, blob, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    layer.snapshot.as_str(),
-                    layer.media_type,
-                    layer.diff_id.to_string(),
-                    layer.blob.to_string(),
-                    layer.size as i64
-                ],
-            )
-            .map_err(Error::db("insert layer record"))?;
+            crate::records::insert_layer(&tx, layer)?;
         }
         tx.commit().map_err(Error::db("commit snapshot"))?;
         drop(conn);

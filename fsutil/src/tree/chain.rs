@@ -232,35 +232,27 @@ impl ChainTree {
         let Some(proc) = self.layer_proc(layer, path)? else {
             return Ok(false);
         };
-        if !path.as_os_str().is_empty() {
-            match xattr::get(&proc, DEFERRED_XATTR) {
-                Ok(Some(_)) => return Err(Error::Deferred { path: shown(path) }),
-                Ok(None) => {}
-                Err(e) if e.raw_os_error() == Some(95) => {} // EOPNOTSUPP
-                Err(e) => {
-                    return Err(Error::io(
-                        "read xattrs of",
-                        self.layers[layer].path.join(path),
-                    )(e));
-                }
-            }
-        }
-        for name in [OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR] {
-            let value = if path.as_os_str().is_empty() {
+        let is_root = path.as_os_str().is_empty();
+        let get = |name: &str| {
+            let value = if is_root {
                 xattr::get_deref(&proc, name)
             } else {
                 xattr::get(&proc, name)
             };
             match value {
-                Ok(Some(v)) if v == b"y" => return Ok(true),
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(95) => {} // EOPNOTSUPP
-                Err(e) => {
-                    return Err(Error::io(
-                        "read xattrs of",
-                        self.layers[layer].path.join(path),
-                    )(e));
-                }
+                Err(e) if e.raw_os_error() == Some(95) => Ok(None), // EOPNOTSUPP
+                other => other.map_err(Error::io(
+                    "read xattrs of",
+                    self.layers[layer].path.join(path),
+                )),
+            }
+        };
+        if !is_root && get(DEFERRED_XATTR)?.is_some() {
+            return Err(Error::Deferred { path: shown(path) });
+        }
+        for name in [OVERLAY_OPAQUE_XATTR, USER_OPAQUE_XATTR] {
+            if get(name)?.as_deref() == Some(b"y") {
+                return Ok(true);
             }
         }
         Ok(false)
