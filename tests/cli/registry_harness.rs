@@ -245,6 +245,29 @@ pub(crate) fn umoci_image(layout: &Path, tag: &str, arch: &str, layers: &[&[(&st
     }
 }
 
+/// Builds with umoci in `layout` under `tag` a one-layer image holding Debian's static busybox
+/// (`/bin/busybox`, with `/bin/sh` and `/bin/cat` linked to it) and `files`: an image with a
+/// shell, made by another tool, that a `RUN` step can build upon.
+pub(crate) fn umoci_busybox_image(layout: &Path, tag: &str, files: &[(&str, &str)]) {
+    umoci_image(layout, tag, "amd64", &[files]);
+    let image = format!("{}:{tag}", layout.display());
+    let work = tempfile::tempdir().expect("umoci bundle dir");
+    let bundle = work.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle));
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("copy /bin/busybox (apt-get install busybox-static)");
+    for applet in ["sh", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("link an applet");
+    }
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+}
+
 /// The manifest descriptor (JSON) tagged `tag` in an OCI layout's index.json.
 pub(crate) fn layout_descriptor(layout: &Path, tag: &str) -> serde_json::Value {
     let index: serde_json::Value =
