@@ -5,7 +5,11 @@
 //! `ingest/`, checked against the descriptor's digest **and** size, then renamed into
 //! `blobs/sha256/`. A tampered, truncated or oversized blob is never visible; a blob already in
 //! the store is never downloaded again. An interrupted download resumes with a `Range` request
-//! from the bytes already written (a registry answering `200` instead of `206` restarts it).
+//! from the bytes already written (a registry answering `200` instead of `206` restarts it) —
+//! within a run after a retry, and across runs: a download that failed because the registry
+//! went away keeps its bytes in `ingest/<hex>.partial`
+//! ([`dray_cache::ContentStore::resumable_writer`]), which the next pull continues. A download
+//! that failed for a reason that is not transient (bad bytes, a wrong size) is discarded.
 
 use std::io::Write;
 
@@ -458,14 +462,18 @@ async fn fetch_one(
         size: i64::try_from(desc.size).unwrap_or(i64::MAX),
         ..OciDescriptor::default()
     };
-    let mut writer = store.blobs().writer().map_err(store_err)?;
+    let mut writer = store
+        .blobs()
+        .resumable_writer(&desc.digest, desc.size)
+        .map_err(store_err)?;
     let mut downloaded = 0u64;
     let mut delay = crate::client::BACKOFF_START;
     let mut attempt = 0;
-    loop {
+    // A partial that already holds every byte (a run killed between the last write and the
+    // commit) needs no request: the commit verifies it.
+    while writer.written() < desc.size {
         let tried = download_attempt(
             client,
-            store,
             image,
             oref,
             desc,
@@ -481,7 +489,12 @@ async fn fetch_one(
                 delay *= 2;
                 attempt += 1;
             }
-            Err(f) => return Err(f.into_error()),
+            // The registry went away: keep the bytes for the next run to resume.
+            Err(Failure::Transient(e)) => return Err(e),
+            Err(Failure::Fatal(e)) => {
+                writer.discard();
+                return Err(e);
+            }
         }
     }
     writer
@@ -511,10 +524,8 @@ async fn fetch_one(
 }
 
 /// One try at the rest of a blob: continues from what `writer` already holds.
-#[allow(clippy::too_many_arguments)]
 async fn download_attempt(
     client: &oci_client::Client,
-    store: &Store,
     image: &ImageRef,
     oref: &oci_client::Reference,
     desc: &Descriptor,
@@ -538,7 +549,7 @@ async fn download_attempt(
             BlobResponse::Partial(s) => s,
             BlobResponse::Full(s) => {
                 // The registry ignored the range: start the blob over.
-                *writer = store.blobs().writer().map_err(|source| {
+                writer.restart().map_err(|source| {
                     Failure::Fatal(Error::Store {
                         image: image.to_string(),
                         source,

@@ -284,7 +284,8 @@ fn a_tampered_or_truncated_blob_is_rejected_naming_its_digest_and_nothing_is_pub
     );
     assert!(stderr.contains(&name), "{stderr}");
     assert!(!store_has_blob(&t, &layers[1]));
-    assert!(ingest_is_empty(&t));
+    assert_eq!(partial_len(&t, &layers[1]), None, "bad bytes are not kept");
+    assert!(only_partials_of(&t, &[&layers[0]]));
     assert!(!ok(&dray(&t, &["images"])).contains("/x"));
 
     // Truncated (with the other layer restored: layers download concurrently, so two bad blobs
@@ -298,7 +299,17 @@ fn a_tampered_or_truncated_blob_is_rejected_naming_its_digest_and_nothing_is_pub
     assert!(stderr.contains(&layers[0]), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
     assert!(!store_has_blob(&t2, &layers[0]));
-    assert!(ingest_is_empty(&t2));
+    assert_eq!(partial_len(&t2, &layers[0]), None, "bad bytes are not kept");
+    assert!(only_partials_of(&t2, &[&layers[1]]));
+}
+
+/// Whether `ingest/` holds nothing but partial downloads of `good` blobs (a download cancelled
+/// because another layer failed keeps its bytes for the next run).
+fn only_partials_of(t: &TestDir, good: &[&str]) -> bool {
+    std::fs::read_dir(t.root().join("ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .all(|n| good.iter().any(|g| n == format!("{}.partial", &g[7..])))
 }
 
 #[test]
@@ -465,18 +476,25 @@ fn noise(len: usize) -> String {
         .collect()
 }
 
+/// The bytes of `ingest/<hex>.partial` for `digest`, if that partial download exists.
+fn partial_len(t: &TestDir, digest: &str) -> Option<u64> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256");
+    std::fs::metadata(t.root().join("ingest").join(format!("{hex}.partial")))
+        .ok()
+        .map(|m| m.len())
+}
+
 #[test]
-fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_completes() {
+fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_resumes_and_completes() {
     let t = TestDir::new();
     let mut reg = TestRegistry::start();
     let layout = t.path().join("big");
     let data = noise(6 << 20);
     umoci_image(&layout, "v1", "amd64", &[&[("big.bin", data.as_str())]]);
     reg.skopeo_push(&format!("oci:{}:v1", layout.display()), "big:1", false);
-    let layer = reg.skopeo_inspect("big:1", true)["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raw = reg.skopeo_inspect("big:1", true);
+    let layer = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let layer_size = raw["layers"][0]["size"].as_u64().unwrap();
     // ~3 MiB/s: the 6 MiB layer takes about two seconds, long enough to stop the registry.
     let proxy = crate::registry_harness::SlowProxy::start(reg.host(), 3 << 20);
     let name = format!("{}/big:1", proxy.host());
@@ -503,12 +521,37 @@ fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_completes() {
     let stderr = fails(&out);
     assert!(stderr.contains("is unreachable"), "{stderr}");
     assert!(stderr.contains(&layer), "names the blob: {stderr}");
-    assert!(!store_has_blob(&t, &layer));
-    assert!(ingest_is_empty(&t));
+    assert!(!store_has_blob(&t, &layer), "nothing unverified is visible");
+    // The bytes that arrived are kept for the next run, outside blobs/.
+    let kept = partial_len(&t, &layer).expect("the partial download is kept in ingest/");
+    assert!(kept > 0 && kept < layer_size, "{kept} of {layer_size}");
 
     reg.restart();
+    let relayed_before = proxy.relayed();
     ok(&dray(&t, &["pull", &name]));
     assert!(store_has_blob(&t, &layer));
+    assert_eq!(partial_len(&t, &layer), None, "the partial became the blob");
+    assert!(ingest_is_empty(&t));
+    // Resumed, not restarted: the registry answered a Range request with 206, and the rerun
+    // moved fewer bytes than the layer minus what was already there (plus headers and config).
+    let log = reg.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("/blobs/{layer} HTTP")) && l.contains("\" 206 ")),
+        "a 206 Partial Content answer for {layer}:\n{log}"
+    );
+    let rerun = proxy.relayed() - relayed_before;
+    assert!(
+        rerun < layer_size - kept + (64 << 10),
+        "the rerun moved {rerun} bytes; {kept} of {layer_size} were already here"
+    );
+    // And the blob is the right one.
+    let stored = std::fs::read(t.root().join("blobs/sha256").join(&layer[7..])).unwrap();
+    use sha2::Digest as _;
+    assert_eq!(
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&stored))),
+        layer
+    );
 }
 
 #[test]
