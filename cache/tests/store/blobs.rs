@@ -163,7 +163,7 @@ fn a_partial_download_survives_its_writer_and_a_new_open_and_resumes() {
     w.write_all(&content[..15]).unwrap();
     drop(w); // an interrupted download
     let partial = format!("{}.partial", digest.hex());
-    assert_eq!(names(&dir.path().join("ingest")), [partial.clone()]);
+    assert_eq!(names(&dir.path().join("ingest")), [partial]);
     assert!(!store.blobs().contains(&digest).unwrap());
 
     // Another process (another Store) opens the root: the partial is still there.
