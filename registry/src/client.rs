@@ -3,7 +3,7 @@
 //!
 //! | concern | rule |
 //! |---|---|
-//! | scheme | HTTPS with the system trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` too); HTTP for `localhost`, `127.0.0.0/8`, `[::1]` and names given to [`RegistryOptions::insecure_registries`] (docker's rule) |
+//! | scheme | HTTPS with the system trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` too); `localhost`, `127.0.0.0/8`, `[::1]` and names given to [`RegistryOptions::insecure_registries`] are probed for HTTPS first and fall back to HTTP (docker's rule; the table is in `transport.rs`) |
 //! | proxy | reqwest reads `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment |
 //! | auth | `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`): `credHelpers`, `auths`, `credsStore`; anonymous otherwise. Docker Hub's token flow and Basic auth are oci-client's |
 //! | retries | connection failures, resets and 5xx answers are retried [`RETRIES`] times with exponential backoff from [`BACKOFF_START`]; 4xx answers are not |
@@ -21,6 +21,7 @@ use oci_client::secrets::RegistryAuth;
 
 use crate::credentials;
 use crate::error::Error;
+use crate::transport::{Transport, is_certificate_error};
 
 /// How many times a failed transfer is retried (so `RETRIES + 1` attempts).
 pub const RETRIES: u32 = 3;
@@ -58,6 +59,7 @@ struct Inner {
     options: RegistryOptions,
     clients: Mutex<HashMap<String, Arc<oci_client::Client>>>,
     auths: Mutex<HashMap<String, RegistryAuth>>,
+    transports: Mutex<HashMap<String, Transport>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -97,6 +99,7 @@ impl Registry {
                 options,
                 clients: Mutex::new(HashMap::new()),
                 auths: Mutex::new(HashMap::new()),
+                transports: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -106,23 +109,44 @@ impl Registry {
         &self.inner.options
     }
 
-    /// The client for `host`, made on first use.
-    pub(crate) fn client(&self, host: &str) -> Result<Arc<oci_client::Client>, Error> {
-        let mut clients = self
+    /// The transport already chosen for `host`, if any.
+    pub(crate) fn cached_transport(&self, host: &str) -> Option<Transport> {
+        self.inner
+            .transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            .copied()
+    }
+
+    pub(crate) fn cache_transport(&self, host: &str, transport: Transport) {
+        self.inner
+            .transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_owned(), transport);
+    }
+
+    /// The client for `host`, made on first use (after choosing its transport).
+    pub(crate) async fn client(&self, host: &str) -> Result<Arc<oci_client::Client>, Error> {
+        if let Some(c) = self
             .inner
             .clients
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = clients.get(host) {
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+        {
             return Ok(c.clone());
         }
-        let protocol = if is_insecure(host, &self.inner.options.insecure_registries) {
-            ClientProtocol::Http
-        } else {
+        let transport = self.transport(host).await?;
+        let protocol = if transport.https {
             ClientProtocol::Https
+        } else {
+            ClientProtocol::Http
         };
         let config = ClientConfig {
             protocol,
+            accept_invalid_certificates: transport.accept_invalid_certificates,
             max_concurrent_download: self.inner.options.max_concurrent_downloads.max(1),
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
@@ -137,7 +161,12 @@ impl Registry {
                     detail: format!("cannot set up the HTTP client: {e}"),
                 })?,
             );
-        clients.insert(host.to_owned(), client.clone());
+        self.inner
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(host.to_owned())
+            .or_insert(client.clone());
         Ok(client)
     }
 
@@ -213,6 +242,13 @@ pub(crate) fn classify(
         detail,
     };
     match err {
+        OciDistributionError::RequestError(e) if is_certificate_error(&error_chain(&e)) => {
+            Failure::Fatal(Error::UntrustedCertificate {
+                image: name.clone(),
+                registry: registry.clone(),
+                detail: error_chain(&e),
+            })
+        }
         OciDistributionError::RequestError(e) => {
             if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() {
                 unreachable(error_chain(&e))

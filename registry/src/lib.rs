@@ -35,6 +35,7 @@ mod login;
 mod platform;
 mod pull;
 mod push;
+mod transport;
 
 pub use client::{BACKOFF_START, RETRIES, Registry, RegistryOptions, is_insecure};
 pub use error::Error;

@@ -135,7 +135,7 @@ impl Registry {
         platform: &Platform,
     ) -> Result<ResolvedImage, Error> {
         let host = image.domain();
-        let client = self.client(host)?;
+        let client = self.client(host).await?;
         let auth = self.auth(host)?;
         let oref = oci_reference(image)?;
         let name = image.to_string();
@@ -352,7 +352,7 @@ impl Registry {
             return Ok(report);
         }
         let host = image.domain();
-        let client = self.client(host)?;
+        let client = self.client(host).await?;
         let auth = self.auth(host)?;
         let oref = oci_reference(image)?;
         // Authenticate once up front so the concurrent downloads share the token.

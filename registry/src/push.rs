@@ -58,7 +58,7 @@ impl Registry {
             });
         }
         let host = target.domain();
-        let client = self.client(host)?;
+        let client = self.client(host).await?;
         let auth = self.auth(host)?;
         let oref = oci_reference(target)?;
         with_retries(|_| async {

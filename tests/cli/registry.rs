@@ -580,3 +580,62 @@ fn an_unsupported_layer_media_type_is_refused_naming_the_layer() {
     assert!(stderr.contains(&name), "{stderr}");
     assert!(!store_has_blob(&t, &layer));
 }
+
+/// HTTPS end to end: a loopback registry speaking TLS with a certificate from a test CA. dray
+/// probes HTTPS first on loopback; with the CA given through `SSL_CERT_FILE` it pulls and pushes
+/// over TLS; without it the error names the registry and says the certificate is not trusted;
+/// `--insecure-registry` accepts the certificate unverified, as docker does.
+#[test]
+fn an_https_registry_is_used_with_its_ca_from_ssl_cert_file_and_refused_without_it() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start_with_tls();
+    umoci_pushed(&t, &reg, "x:1");
+    let host = reg.host();
+    let name = format!("{host}/x:1");
+    let with_ca = |args: &[&str]| {
+        t.dray()
+            .arg("--root")
+            .arg(t.root())
+            .args(args)
+            .env("DOCKER_CONFIG", t.path().join("docker-config"))
+            .env("SSL_CERT_FILE", reg.ca_certificate())
+            .output()
+            .expect("run dray")
+    };
+
+    let raw = reg.skopeo_inspect("x:1", true);
+    let handshake_errors = |reg: &TestRegistry| reg.log().matches("TLS handshake error").count();
+    let before = handshake_errors(&reg);
+    ok(&with_ca(&["pull", &name]));
+    for layer in raw["layers"].as_array().unwrap() {
+        assert!(store_has_blob(&t, layer["digest"].as_str().unwrap()));
+    }
+    let pushed = format!("{host}/copy:1");
+    ok(&with_ca(&["tag", &name, &pushed]));
+    ok(&with_ca(&["push", &pushed]));
+    assert_eq!(
+        reg.skopeo_inspect("copy:1", false)["Digest"],
+        reg.skopeo_inspect("x:1", false)["Digest"]
+    );
+    // Every request dray made went over TLS: the registry logs a plain-HTTP request to its TLS
+    // port (or a refused certificate) as a handshake error.
+    let log = reg.log();
+    assert_eq!(handshake_errors(&reg), before, "{log}");
+    assert!(log.contains("\"GET /v2/x/blobs/"), "{log}");
+
+    // Without the CA: one clear error, nothing pulled.
+    let t2 = TestDir::new();
+    let stderr = fails(&dray(&t2, &["pull", &name]));
+    assert!(
+        stderr.contains(&format!(
+            "the TLS certificate of registry {host} is not trusted"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SSL_CERT_FILE"), "{stderr}");
+    assert!(!ok(&dray(&t2, &["images"])).contains("/x"));
+
+    // Listed as insecure: HTTPS without verification.
+    ok(&dray(&t2, &["pull", "--insecure-registry", &host, &name]));
+    assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
+}

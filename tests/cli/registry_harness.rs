@@ -16,6 +16,9 @@ pub(crate) struct TestRegistry {
     port: u16,
     /// Basic-auth user and password, when the registry requires them.
     pub(crate) auth: Option<(String, String)>,
+    /// Whether it serves HTTPS (a certificate for 127.0.0.1 and localhost signed by
+    /// [`TestRegistry::ca_certificate`]).
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -47,14 +50,28 @@ impl TestRegistry {
         Self::start_inner(Some((user.to_owned(), password.to_owned())))
     }
 
+    /// A registry without auth serving HTTPS only, with a certificate signed by a CA made for
+    /// this registry ([`TestRegistry::ca_certificate`]) with the `openssl` CLI.
+    pub(crate) fn start_with_tls() -> TestRegistry {
+        Self::start_full(None, true)
+    }
+
     fn start_inner(auth: Option<(String, String)>) -> TestRegistry {
+        Self::start_full(auth, false)
+    }
+
+    fn start_full(auth: Option<(String, String)>, tls: bool) -> TestRegistry {
         let dir = tempfile::tempdir().expect("registry temp dir");
         let mut reg = TestRegistry {
             child: None,
             dir,
             port: free_port(),
             auth,
+            tls,
         };
+        if tls {
+            reg.make_certificates();
+        }
         reg.write_config();
         reg.spawn();
         reg
@@ -73,8 +90,17 @@ impl TestRegistry {
             }
             None => String::new(),
         };
+        let tls = if self.tls {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                self.dir.path().join("server.crt").display(),
+                self.dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n{tls}",
             self.storage().display(),
             self.port
         );
@@ -106,6 +132,61 @@ impl TestRegistry {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A CA (`ca.crt`) and a server certificate it signs for `IP:127.0.0.1` and `DNS:localhost`
+    /// (`server.crt`, `server.key`), P-256 keys, valid for two days.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"])
+            .args(["-subj", "/CN=dray test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .arg("req")
+            .args(ec)
+            .args(["-keyout", "server.key", "-out", "server.csr"])
+            .args(["-subj", "/CN=127.0.0.1"]));
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write the extensions");
+        run(Command::new("openssl").current_dir(dir).args([
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]));
+    }
+
+    /// The CA certificate (PEM) that signed an HTTPS registry's certificate.
+    pub(crate) fn ca_certificate(&self) -> PathBuf {
+        assert!(self.tls, "only an HTTPS registry has a CA");
+        self.dir.path().join("ca.crt")
     }
 
     /// Kills the registry (connections drop; the port stops answering).
