@@ -5,7 +5,7 @@
 //! |---|---|
 //! | scheme | HTTPS with the system trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` too); `localhost`, `127.0.0.0/8`, `[::1]` and names given to [`RegistryOptions::insecure_registries`] are probed for HTTPS first and fall back to HTTP (docker's rule; the table is in `transport.rs`) |
 //! | proxy | reqwest reads `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment |
-//! | auth | `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`): `credHelpers`, `auths`, `credsStore`; anonymous otherwise. Docker Hub's token flow and Basic auth are oci-client's |
+//! | auth | `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`): `credHelpers`, `auths`, `credsStore`; anonymous otherwise. Docker Hub's token flow and Basic auth are oci-client's; an `identitytoken` is exchanged for a Bearer token by dray (`identity_token.rs`) |
 //! | retries | connection failures, resets and 5xx answers are retried [`RETRIES`] times with exponential backoff from [`BACKOFF_START`]; 4xx answers are not |
 
 use std::collections::HashMap;
@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dray_llb::{Digest, ImageRef};
+use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
-use crate::credentials;
+use crate::credentials::{self, Credential};
 use crate::error::Error;
 use crate::transport::{Transport, is_certificate_error};
 
@@ -58,6 +59,9 @@ pub struct Registry {
 struct Inner {
     options: RegistryOptions,
     clients: Mutex<HashMap<String, Arc<oci_client::Client>>>,
+    /// What the docker config holds, by host.
+    stored: Mutex<HashMap<String, Credential>>,
+    /// Access tokens exchanged for an identity token, by `host scope`.
     auths: Mutex<HashMap<String, RegistryAuth>>,
     transports: Mutex<HashMap<String, Transport>>,
 }
@@ -98,6 +102,7 @@ impl Registry {
             inner: Arc::new(Inner {
                 options,
                 clients: Mutex::new(HashMap::new()),
+                stored: Mutex::new(HashMap::new()),
                 auths: Mutex::new(HashMap::new()),
                 transports: Mutex::new(HashMap::new()),
             }),
@@ -170,18 +175,66 @@ impl Registry {
         Ok(client)
     }
 
-    /// The credentials for `host`, read once per command from the docker config.
-    pub(crate) fn auth(&self, host: &str) -> Result<RegistryAuth, Error> {
-        let mut auths = self
+    /// The credentials for `operation` on `image` at `host`: what the docker config holds
+    /// (read once per command), or, for an identity token, an access token from the registry's
+    /// token service for this repository and operation (exchanged once per command).
+    pub(crate) async fn auth(
+        &self,
+        host: &str,
+        image: &oci_client::Reference,
+        operation: RegistryOperation,
+    ) -> Result<RegistryAuth, Error> {
+        let stored = {
+            let mut stored = self
+                .inner
+                .stored
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match stored.get(host) {
+                Some(c) => c.clone(),
+                None => {
+                    let c =
+                        credentials::lookup(self.inner.options.docker_config_dir.as_deref(), host)?;
+                    stored.insert(host.to_owned(), c.clone());
+                    c
+                }
+            }
+        };
+        let refresh_token = match stored {
+            Credential::Auth(auth) => return Ok(auth),
+            Credential::IdentityToken(t) => t,
+        };
+        let scope = match operation {
+            RegistryOperation::Pull => format!("repository:{}:pull", image.repository()),
+            RegistryOperation::Push => format!("repository:{}:pull,push", image.repository()),
+        };
+        let key = format!("{host} {scope}");
+        if let Some(a) = self
             .inner
             .auths
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = auths.get(host) {
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
             return Ok(a.clone());
         }
-        let auth = credentials::lookup(self.inner.options.docker_config_dir.as_deref(), host)?;
-        auths.insert(host.to_owned(), auth.clone());
+        let transport = self.transport(host).await?;
+        let scheme = if transport.https { "https" } else { "http" };
+        let api = image.resolve_registry();
+        let token = crate::identity_token::exchange(
+            &format!("{scheme}://{api}"),
+            host,
+            &refresh_token,
+            &scope,
+            transport.accept_invalid_certificates,
+        )
+        .await?;
+        let auth = RegistryAuth::Bearer(token);
+        self.inner
+            .auths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, auth.clone());
         Ok(auth)
     }
 }

@@ -31,6 +31,7 @@
 mod client;
 pub mod credentials;
 mod error;
+mod identity_token;
 mod login;
 mod platform;
 mod pull;

@@ -136,8 +136,10 @@ impl Registry {
     ) -> Result<ResolvedImage, Error> {
         let host = image.domain();
         let client = self.client(host).await?;
-        let auth = self.auth(host)?;
         let oref = oci_reference(image)?;
+        let auth = self
+            .auth(host, &oref, oci_client::RegistryOperation::Pull)
+            .await?;
         let name = image.to_string();
 
         let (bytes, digest) = self
@@ -353,8 +355,10 @@ impl Registry {
         }
         let host = image.domain();
         let client = self.client(host).await?;
-        let auth = self.auth(host)?;
         let oref = oci_reference(image)?;
+        let auth = self
+            .auth(host, &oref, oci_client::RegistryOperation::Pull)
+            .await?;
         // Authenticate once up front so the concurrent downloads share the token.
         client
             .store_auth_if_needed(oref.resolve_registry(), &auth)

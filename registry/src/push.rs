@@ -59,8 +59,8 @@ impl Registry {
         }
         let host = target.domain();
         let client = self.client(host).await?;
-        let auth = self.auth(host)?;
         let oref = oci_reference(target)?;
+        let auth = self.auth(host, &oref, RegistryOperation::Push).await?;
         with_retries(|_| async {
             client
                 .auth(&oref, &auth, RegistryOperation::Push)
