@@ -187,6 +187,9 @@ pub(crate) struct PullArgs {
     /// Print only the image name.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// How to show download progress (per layer: bytes so far of all its bytes).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
 }
 
 #[derive(Debug, clap::Args)]

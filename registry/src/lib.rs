@@ -43,6 +43,7 @@ pub use error::Error;
 pub use platform::host_platform;
 pub use pull::{
     FetchReport, LAYER_TYPES, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, PullReport, ResolvedImage, tag_name,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, PROGRESS_INTERVAL, ProgressFn, PullReport,
+    ResolvedImage, tag_name,
 };
 pub use push::PushReport;

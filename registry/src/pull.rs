@@ -333,6 +333,19 @@ impl Registry {
         image: &ImageRef,
         blobs: &[Descriptor],
     ) -> Result<FetchReport, Error> {
+        self.fetch_blobs_with_progress(store, image, blobs, &|_, _, _| {})
+            .await
+    }
+
+    /// [`Registry::fetch_blobs`], calling `progress(blob, bytes so far, size)` when each download
+    /// starts, at most every [`PROGRESS_INTERVAL`] while it runs, and when it completes.
+    pub async fn fetch_blobs_with_progress(
+        &self,
+        store: &Store,
+        image: &ImageRef,
+        blobs: &[Descriptor],
+        progress: ProgressFn<'_>,
+    ) -> Result<FetchReport, Error> {
         let name = image.to_string();
         let mut missing = Vec::new();
         let mut report = FetchReport::default();
@@ -367,7 +380,14 @@ impl Registry {
         let owned: Vec<Descriptor> = missing.into_iter().cloned().collect();
         let (client, oref) = (&*client, &oref);
         let sizes: Vec<u64> = futures_util::stream::iter(owned)
-            .map(|desc| async move { fetch_one(client, store, image, oref, &desc).await })
+            .map(|desc| async move {
+                let mut transfer = Transfer {
+                    downloaded: 0,
+                    report: progress,
+                    last: None,
+                };
+                fetch_one(client, store, image, oref, &desc, &mut transfer).await
+            })
             .buffer_unordered(limit)
             .try_collect()
             .await?;
@@ -376,15 +396,19 @@ impl Registry {
         Ok(report)
     }
 
-    /// `dray pull`: resolve, fetch every layer, and tag the image under its name.
+    /// `dray pull`: resolve, fetch every layer (reporting bytes to `progress`, see
+    /// [`Registry::fetch_blobs_with_progress`]), and tag the image under its name.
     pub async fn pull(
         &self,
         store: &Store,
         image: &ImageRef,
         platform: &Platform,
+        progress: ProgressFn<'_>,
     ) -> Result<PullReport, Error> {
         let resolved = self.resolve(store, image, platform).await?;
-        let fetch = self.fetch_blobs(store, image, &resolved.layers).await?;
+        let fetch = self
+            .fetch_blobs_with_progress(store, image, &resolved.layers, progress)
+            .await?;
         let tagged = tag_name(image);
         if let Some(tag) = &tagged {
             dray_image::tag_descriptor(store, tag, &resolved.manifest).map_err(|source| {
@@ -448,12 +472,37 @@ fn store_bytes(store: &Store, name: &str, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// One blob into the store; returns the bytes downloaded. Resumes after a transient failure.
+/// How a caller hears of download progress: `(blob, bytes so far, size)`.
+pub type ProgressFn<'a> = &'a (dyn Fn(&Digest, u64, u64) + Send + Sync);
+
+/// The longest a download stays silent between two progress calls.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One blob's download: the bytes this run moved, and its throttled progress reports.
+struct Transfer<'a> {
+    downloaded: u64,
+    report: ProgressFn<'a>,
+    last: Option<std::time::Instant>,
+}
+
+impl Transfer<'_> {
+    /// Reports `current` of `desc`'s bytes if `force` or [`PROGRESS_INTERVAL`] has passed.
+    fn tick(&mut self, desc: &Descriptor, current: u64, force: bool) {
+        let now = std::time::Instant::now();
+        if force || self.last.is_none_or(|l| now - l >= PROGRESS_INTERVAL) {
+            (self.report)(&desc.digest, current, desc.size);
+            self.last = Some(now);
+        }
+    }
+}
+
 async fn fetch_one(
     client: &oci_client::Client,
     store: &Store,
     image: &ImageRef,
     oref: &oci_client::Reference,
     desc: &Descriptor,
+    transfer: &mut Transfer<'_>,
 ) -> Result<u64, Error> {
     let name = image.to_string();
     let store_err = |source| Error::Store {
@@ -470,22 +519,14 @@ async fn fetch_one(
         .blobs()
         .resumable_writer(&desc.digest, desc.size)
         .map_err(store_err)?;
-    let mut downloaded = 0u64;
+    transfer.tick(desc, writer.written(), true);
     let mut delay = crate::client::BACKOFF_START;
     let mut attempt = 0;
     // A partial that already holds every byte (a run killed between the last write and the
     // commit) needs no request: the commit verifies it.
     while writer.written() < desc.size {
-        let tried = download_attempt(
-            client,
-            image,
-            oref,
-            desc,
-            &oci_desc,
-            &mut writer,
-            &mut downloaded,
-        )
-        .await;
+        let tried =
+            download_attempt(client, image, oref, desc, &oci_desc, &mut writer, transfer).await;
         match tried {
             Ok(()) => break,
             Err(Failure::Transient(_)) if attempt < crate::client::RETRIES => {
@@ -501,6 +542,7 @@ async fn fetch_one(
             }
         }
     }
+    let written = writer.written();
     writer
         .commit(Some((desc.digest, desc.size)))
         .map_err(|e| match e {
@@ -524,7 +566,8 @@ async fn fetch_one(
                 source,
             },
         })?;
-    Ok(downloaded)
+    transfer.tick(desc, written, true);
+    Ok(transfer.downloaded)
 }
 
 /// One try at the rest of a blob: continues from what `writer` already holds.
@@ -535,7 +578,7 @@ async fn download_attempt(
     desc: &Descriptor,
     oci_desc: &OciDescriptor,
     writer: &mut dray_cache::BlobWriter,
-    downloaded: &mut u64,
+    transfer: &mut Transfer<'_>,
 ) -> Result<(), Failure> {
     let digest = desc.digest;
     let offset = writer.written();
@@ -597,7 +640,8 @@ async fn download_attempt(
                 },
             })
         })?;
-        *downloaded += chunk.len() as u64;
+        transfer.downloaded += chunk.len() as u64;
+        transfer.tick(desc, writer.written(), false);
     }
     if writer.written() < desc.size {
         // The body ended cleanly (its Content-Length said so) but short: the registry serves a

@@ -464,7 +464,7 @@ fn insecure_registry_flag_and_bad_output_specs_are_checked() {
 }
 
 /// Incompressible bytes (so a gzip layer stays this big), from a fixed xorshift seed.
-fn noise(len: usize) -> String {
+pub(crate) fn noise(len: usize) -> String {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
