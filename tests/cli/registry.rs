@@ -639,3 +639,73 @@ fn an_https_registry_is_used_with_its_ca_from_ssl_cert_file_and_refused_without_
     ok(&dray(&t2, &["pull", "--insecure-registry", &host, &name]));
     assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
 }
+
+/// docker's credential helpers: `credHelpers[host]` (and then `credsStore`) name a
+/// `docker-credential-<name>` program on `PATH`; `dray login` stores through it (leaving
+/// `config.json` alone) and pulls get the credentials from it. The helper here is a small shell
+/// program speaking docker's protocol (`store` JSON on stdin; `get` the server URL on stdin).
+#[test]
+fn credential_helpers_store_and_supply_the_credentials() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start_with_auth("alice", "wonderland");
+    umoci_pushed(&t, &reg, "x:1");
+    let host = reg.host();
+    let name = format!("{host}/x:1");
+    let bin = t.path().join("bin");
+    let saved = bin.join("saved.json");
+    t.write(
+        "bin/docker-credential-dray-test",
+        format!(
+            "#!/bin/sh\nset -e\ncase \"$1\" in\n  store) cat > {saved} ;;\n  get) read -r url || true; if [ -f {saved} ] && grep -qF \"\\\"ServerURL\\\":\\\"$url\\\"\" {saved}; then cat {saved}; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) rm -f {saved} ;;\nesac\n",
+            saved = saved.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("docker-credential-dray-test"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = t.path().join("docker-config/config.json");
+    let with_helper = |t: &TestDir, args: &[&str]| {
+        t.dray()
+            .arg("--root")
+            .arg(t.root())
+            .args(args)
+            .env("DOCKER_CONFIG", config.parent().unwrap())
+            .env("PATH", &path)
+            .output()
+            .expect("run dray")
+    };
+    let helpers = format!("{{\"credHelpers\":{{\"{host}\":\"dray-test\"}}}}");
+    t.write("docker-config/config.json", &helpers);
+
+    let stderr = fails(&with_helper(&t, &["pull", &name]));
+    assert!(stderr.contains("access denied"), "{stderr}");
+    let out = with_helper(&t, &["login", &host, "-u", "alice", "-p", "wonderland"]);
+    assert!(ok(&out).contains("Login Succeeded"));
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(stored["Username"], "alice");
+    assert_eq!(stored["Secret"], "wonderland");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        helpers,
+        "the helper holds the secret, not config.json"
+    );
+    ok(&with_helper(&t, &["pull", &name]));
+
+    // `credsStore`: the default helper for every registry.
+    t.write(
+        "docker-config/config.json",
+        "{\"credsStore\":\"dray-test\"}",
+    );
+    let t2 = TestDir::new();
+    ok(&with_helper(&t2, &["pull", &name]));
+    assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
+}
