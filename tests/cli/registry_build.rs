@@ -171,3 +171,59 @@ fn a_run_step_executes_inside_an_umoci_image_pulled_from_the_registry() {
         raw["layers"].as_array().unwrap().len() + 1
     );
 }
+
+/// `RUN --mount=from=IMAGE` with an image pulled from the registry, and
+/// `--output type=image,name=…,push=true` pushing the result back: skopeo reads the pushed
+/// manifest, whose digest is the one dray recorded.
+#[test]
+fn run_mount_from_a_registry_image_and_push_true_output() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    let layout = t.path().join("layout");
+    umoci_busybox_image(&layout, "v1", &[]);
+    reg.skopeo_push(&format!("oci:{}:v1", layout.display()), "shell:1", false);
+    let data = t.path().join("data");
+    umoci_image(
+        &data,
+        "v1",
+        "amd64",
+        &[&[("etc/data.txt", "mounted data\n")]],
+    );
+    reg.skopeo_push(&format!("oci:{}:v1", data.display()), "data:1", false);
+    let (base, mounted) = (
+        format!("{}/shell:1", reg.host()),
+        format!("{}/data:1", reg.host()),
+    );
+    t.write(
+        "ctx/Dockerfile",
+        format!(
+            "FROM {base}\nRUN --mount=type=bind,from={mounted},source=/etc,target=/m cat /m/data.txt > /got.txt\n"
+        ),
+    );
+    let target = format!("{}/result:1", reg.host());
+    let meta = t.path().join("meta.json");
+    ok(&t.build(&[
+        "-t",
+        "app",
+        "--output",
+        &format!("type=image,name={target},push=true"),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+    ]));
+    let files = top_layer_files(&t, "app");
+    assert!(
+        files
+            .iter()
+            .any(|(p, b)| p.trim_start_matches("./") == "got.txt" && b == b"mounted data\n"),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|(p, _)| p.contains("data.txt")),
+        "the mount is not part of the layer: {files:?}"
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(
+        meta["containerimage.pushed.digest"],
+        reg.skopeo_inspect("result:1", false)["Digest"]
+    );
+}
