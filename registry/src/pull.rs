@@ -504,6 +504,28 @@ async fn fetch_one(
     desc: &Descriptor,
     transfer: &mut Transfer<'_>,
 ) -> Result<u64, Error> {
+    let mut resumed = false;
+    match fetch_once(client, store, image, oref, desc, transfer, &mut resumed).await {
+        // The bytes an earlier run kept were bad (a crash can leave garbage at the end of a
+        // partial file); the failed commit deleted them, so one more try downloads it whole.
+        Err(Error::DigestMismatch { .. }) if resumed => {
+            fetch_once(client, store, image, oref, desc, transfer, &mut resumed).await
+        }
+        other => other,
+    }
+}
+
+/// [`fetch_one`] without the second chance; sets `resumed` when it continued an earlier run's
+/// partial download.
+async fn fetch_once(
+    client: &oci_client::Client,
+    store: &Store,
+    image: &ImageRef,
+    oref: &oci_client::Reference,
+    desc: &Descriptor,
+    transfer: &mut Transfer<'_>,
+    resumed: &mut bool,
+) -> Result<u64, Error> {
     let name = image.to_string();
     let store_err = |source| Error::Store {
         image: name.clone(),
@@ -519,6 +541,7 @@ async fn fetch_one(
         .blobs()
         .resumable_writer(&desc.digest, desc.size)
         .map_err(store_err)?;
+    *resumed = writer.written() > 0;
     transfer.tick(desc, writer.written(), true);
     let mut delay = crate::client::BACKOFF_START;
     let mut attempt = 0;

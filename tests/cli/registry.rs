@@ -709,3 +709,30 @@ fn credential_helpers_store_and_supply_the_credentials() {
     ok(&with_helper(&t2, &["pull", &name]));
     assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
 }
+
+/// A partial download whose kept bytes are garbage (as a crash can leave): the resumed blob fails
+/// verification, the partial is thrown away, and the same pull downloads the blob whole.
+#[test]
+fn a_corrupt_partial_download_is_replaced_by_a_whole_download() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    umoci_pushed(&t, &reg, "x:1");
+    let raw = reg.skopeo_inspect("x:1", true);
+    let layer = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let size = raw["layers"][1]["size"].as_u64().unwrap() as usize;
+    t.write(
+        &format!("root/ingest/{}.partial", &layer[7..]),
+        vec![0x5a; size / 2],
+    );
+    let name = format!("{}/x:1", reg.host());
+    ok(&dray(&t, &["pull", &name]));
+    assert!(store_has_blob(&t, &layer));
+    assert!(ingest_is_empty(&t));
+    assert!(
+        reg.log()
+            .lines()
+            .any(|l| l.contains(&format!("/blobs/{layer} HTTP")) && l.contains("\" 200 ")),
+        "downloaded whole:\n{}",
+        reg.log()
+    );
+}
