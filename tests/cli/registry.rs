@@ -254,6 +254,27 @@ fn a_multi_platform_index_resolves_to_the_platform_asked_for() {
         stderr.contains(&format!("{}/multi:latest", reg.host())),
         "{stderr}"
     );
+
+    // The same images behind a Docker manifest list (Docker schema 2 manifests).
+    reg.skopeo_push_docker_list(&format!("oci:{}:all", layout.display()), "list:latest");
+    assert_eq!(
+        reg.skopeo_inspect("list:latest", true)["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let list = format!("{}/list", reg.host());
+    ok(&dray(&t, &["pull", "--platform", "linux/arm64", &list]));
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(&dray(&t, &["inspect", &list]))).unwrap();
+    assert_eq!(inspected[0]["Architecture"], "arm64");
+    assert_eq!(
+        inspected[0]["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let stderr = fails(&dray(&t, &["pull", "--platform", "linux/s390x", &list]));
+    assert!(
+        stderr.contains("available: linux/amd64, linux/arm64"),
+        "{stderr}"
+    );
 }
 
 #[test]

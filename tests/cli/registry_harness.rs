@@ -262,6 +262,23 @@ impl TestRegistry {
         run(&mut cmd);
     }
 
+    /// `skopeo copy --all --format v2s2 SRC docker://HOST/DEST`: an OCI index arrives as a
+    /// Docker manifest list, its images as Docker schema 2 manifests.
+    pub(crate) fn skopeo_push_docker_list(&self, src: &str, dest: &str) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--all",
+            "--format",
+            "v2s2",
+        ]);
+        cmd.args(self.creds("--dest-creds"));
+        cmd.arg(src).arg(format!("docker://{}/{dest}", self.host()));
+        run(&mut cmd);
+    }
+
     /// `skopeo inspect [--raw] docker://HOST/NAME` as JSON.
     pub(crate) fn skopeo_inspect(&self, name: &str, raw: bool) -> serde_json::Value {
         let mut cmd = Command::new("skopeo");
