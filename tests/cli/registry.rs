@@ -757,3 +757,29 @@ fn a_corrupt_partial_download_is_replaced_by_a_whole_download() {
         reg.log()
     );
 }
+
+/// 5xx answers are retried with backoff: a registry that fails the first requests with 503 is
+/// pulled from anyway; one that keeps failing gives one clear error after the retries.
+#[test]
+fn service_unavailable_answers_are_retried_then_reported() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    umoci_pushed(&t, &reg, "x:1");
+    let flaky = crate::registry_harness::FlakyProxy::start(reg.host(), 2);
+    let name = format!("{}/x:1", flaky.host());
+    ok(&dray(&t, &["pull", &name]));
+    assert_eq!(flaky.refused(), 2);
+    let raw = reg.skopeo_inspect("x:1", true);
+    for layer in raw["layers"].as_array().unwrap() {
+        assert!(store_has_blob(&t, layer["digest"].as_str().unwrap()));
+    }
+
+    let down = crate::registry_harness::FlakyProxy::start(reg.host(), u64::MAX);
+    let name = format!("{}/x:1", down.host());
+    let t2 = TestDir::new();
+    let stderr = fails(&dray(&t2, &["pull", &name]));
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains(&name), "{stderr}");
+    // One try and three retries of the manifest request, at least.
+    assert!(down.refused() >= 4, "retried: {} requests", down.refused());
+}

@@ -527,3 +527,87 @@ impl TestRegistry {
         answer.lines().next().unwrap_or_default().to_owned()
     }
 }
+
+/// A TCP relay in front of a registry whose first `failures` HTTP requests (one per new
+/// connection) get `503 Service Unavailable` instead of reaching the registry.
+pub(crate) struct FlakyProxy {
+    port: u16,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyProxy {
+    pub(crate) fn start(upstream: String, failures: u64) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("nonblocking accept");
+        let port = listener.local_addr().expect("proxy address").port();
+        let refused = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (refused.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = client.set_nonblocking(false);
+                let mut first = vec![0u8; 64 * 1024];
+                let n = client.read(&mut first).unwrap_or(0);
+                first.truncate(n);
+                let is_http = [&b"GET "[..], b"HEAD ", b"POST ", b"PUT ", b"PATCH "]
+                    .iter()
+                    .any(|m| first.starts_with(m));
+                if is_http && r.load(Ordering::Relaxed) < failures {
+                    r.fetch_add(1, Ordering::Relaxed);
+                    let _ = client.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(mut server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                if server.write_all(&first).is_err() {
+                    continue;
+                }
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                    let _ = s_write.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FlakyProxy {
+            port,
+            refused,
+            stop,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub(crate) fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Requests answered with 503 so far.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
