@@ -553,36 +553,43 @@ impl FlakyProxy {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 };
-                let _ = client.set_nonblocking(false);
-                let mut first = vec![0u8; 64 * 1024];
-                let n = client.read(&mut first).unwrap_or(0);
-                first.truncate(n);
-                let is_http = [&b"GET "[..], b"HEAD ", b"POST ", b"PUT ", b"PATCH "]
-                    .iter()
-                    .any(|m| first.starts_with(m));
-                if is_http && r.load(Ordering::Relaxed) < failures {
-                    r.fetch_add(1, Ordering::Relaxed);
-                    let _ = client.write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                let (r, upstream) = (r.clone(), upstream.clone());
+                // One thread per connection: a client may open a connection and send on it
+                // later, which must not hold up the next accept.
+                std::thread::spawn(move || {
+                    let _ = client.set_nonblocking(false);
+                    let mut first = vec![0u8; 64 * 1024];
+                    let n = client.read(&mut first).unwrap_or(0);
+                    first.truncate(n);
+                    let is_http = [&b"GET "[..], b"HEAD ", b"POST ", b"PUT ", b"PATCH "]
+                        .iter()
+                        .any(|m| first.starts_with(m));
+                    let refuse = is_http
+                        && r.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            (n < failures).then_some(n + 1)
+                        })
+                        .is_ok();
+                    if refuse {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    if server.write_all(&first).is_err() {
+                        return;
+                    }
+                    let (mut c_read, mut s_write) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
                     );
-                    let _ = client.shutdown(std::net::Shutdown::Both);
-                    continue;
-                }
-                let Ok(mut server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                if server.write_all(&first).is_err() {
-                    continue;
-                }
-                let (mut c_read, mut s_write) = (
-                    client.try_clone().expect("clone"),
-                    server.try_clone().expect("clone"),
-                );
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut c_read, &mut s_write);
-                    let _ = s_write.shutdown(std::net::Shutdown::Write);
-                });
-                std::thread::spawn(move || {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_read, &mut s_write);
+                        let _ = s_write.shutdown(std::net::Shutdown::Write);
+                    });
                     let _ = std::io::copy(&mut server, &mut client);
                     let _ = client.shutdown(std::net::Shutdown::Both);
                 });
