@@ -124,7 +124,8 @@ pub(crate) struct BuildArgs {
     /// Always resolve base images against their registry, even when they are in the local store.
     #[arg(long)]
     pub(crate) pull: bool,
-    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    /// A registry (`host[:port]`) whose TLS certificate is not checked, reached over plain HTTP
+    /// when it does not speak TLS (as loopback registries are; those keep certificate checks).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
     /// After the build, explain every cache miss: the first thing that differs from the
@@ -179,12 +180,16 @@ pub(crate) struct PullArgs {
     /// The platform to pull from a multi-platform image (default: this machine's).
     #[arg(long, value_name = "PLATFORM")]
     pub(crate) platform: Option<String>,
-    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    /// A registry (`host[:port]`) whose TLS certificate is not checked, reached over plain HTTP
+    /// when it does not speak TLS (as loopback registries are; those keep certificate checks).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
     /// Print only the image name.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// How to show download progress (per layer: bytes so far of all its bytes).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub(crate) progress: ProgressMode,
 }
 
 #[derive(Debug, clap::Args)]
@@ -192,7 +197,8 @@ pub(crate) struct PushArgs {
     /// The local image and where it goes: `REGISTRY/NAME[:TAG]`.
     #[arg(value_name = "NAME[:TAG]")]
     pub(crate) image: String,
-    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    /// A registry (`host[:port]`) whose TLS certificate is not checked, reached over plain HTTP
+    /// when it does not speak TLS (as loopback registries are; those keep certificate checks).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
     /// Write the pushed digest and name to this file as JSON.
@@ -214,7 +220,8 @@ pub(crate) struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long)]
     pub(crate) password_stdin: bool,
-    /// A registry (`host[:port]`) to reach over plain HTTP. Loopback registries always are.
+    /// A registry (`host[:port]`) whose TLS certificate is not checked, reached over plain HTTP
+    /// when it does not speak TLS (as loopback registries are; those keep certificate checks).
     #[arg(long = "insecure-registry", value_name = "HOST")]
     pub(crate) insecure_registries: Vec<String>,
 }

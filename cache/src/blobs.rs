@@ -3,16 +3,27 @@
 //! A blob becomes visible only by `rename(2)` of a complete, hashed, size-checked and fsynced
 //! temp file from `ingest/` (same filesystem, so the rename is atomic). Readers therefore see
 //! either nothing or the whole verified blob. A writer killed half-way leaves only an `ingest/`
-//! file, which [`crate::Store::open_exclusive`] deletes.
+//! file, which [`crate::Store::open_exclusive`] (prune, `rmi`) deletes; shared opens (builds,
+//! pulls) leave `ingest/` alone.
+//!
+//! | `ingest/` file | made by | on drop without commit | on a failed verification |
+//! |---|---|---|---|
+//! | `blob-<random>` | [`ContentStore::writer`] (digest unknown in advance) | deleted | deleted |
+//! | `<hex>.partial` | [`ContentStore::resumable_writer`] (a download of a known digest) | **kept**, so the next run resumes it | deleted |
+//!
+//! A `.partial` file holds a prefix of the blob `sha256:<hex>`, its length being the bytes
+//! written. Whoever writes it holds an exclusive `flock` on it, so two processes never append to
+//! the same partial (the second gets a private `blob-*` writer instead). Its bytes are not
+//! trusted: reopening re-hashes them, and the commit checks digest and size over the whole file.
 
-use std::fs::{self, File, Permissions};
-use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use dray_llb::Digest;
 use sha2::{Digest as _, Sha256};
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 use crate::root::Root;
@@ -52,10 +63,86 @@ impl ContentStore {
             .prefix("blob-")
             .tempfile_in(&ingest)
             .map_err(Error::io("create temp file in", &ingest))?;
+        let (file, path) = file.into_parts();
         Ok(BlobWriter {
-            file: BufWriter::with_capacity(128 * 1024, file),
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            ingest: Ingest::Temp(path),
             hasher: Sha256::new(),
             size: 0,
+            blobs_dir: self.root.blobs_dir(),
+        })
+    }
+
+    /// Starts or resumes the download of the blob `expected` (`size` bytes) in
+    /// `ingest/<hex>.partial`: the returned writer already holds the bytes an earlier, interrupted
+    /// writer left there ([`BlobWriter::written`]; continue from that offset), and dropping it
+    /// without [`BlobWriter::commit`] keeps them for the next try. Use
+    /// [`BlobWriter::discard`] when the bytes are known to be bad.
+    ///
+    /// If another process is writing that partial right now, this returns a private
+    /// [`ContentStore::writer`] instead (both downloads are verified; the second commit is a
+    /// no-op).
+    pub fn resumable_writer(&self, expected: &Digest, size: u64) -> Result<BlobWriter> {
+        let path = self
+            .root
+            .ingest_dir()
+            .join(format!("{}.partial", expected.hex()));
+        // Bounded: a retry is only needed when another process published or discarded the
+        // partial between our open and our lock, which cannot repeat forever in practice.
+        for _ in 0..3 {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(Error::io("open partial blob", &path))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return self.writer(),
+                Err(TryLockError::Error(e)) => {
+                    return Err(Error::Io {
+                        action: "lock partial blob",
+                        path,
+                        source: e,
+                    });
+                }
+            }
+            // The classic lock-file race: the holder we waited for may have renamed this inode
+            // into `blobs/` (or deleted it) before we got the lock. Then our lock is on a file
+            // that is no longer the partial, and writing to it would change a published blob.
+            let opened = file
+                .metadata()
+                .map_err(Error::io("stat partial blob", &path))?;
+            let still_there = fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.ino() == opened.ino() && m.dev() == opened.dev());
+            if !still_there {
+                continue;
+            }
+            return self.resume_from(file, path, size);
+        }
+        self.writer()
+    }
+
+    /// A writer continuing `file` (locked): re-hashes what it holds, or empties it when it is
+    /// longer than the blob can be.
+    fn resume_from(&self, mut file: File, path: PathBuf, size: u64) -> Result<BlobWriter> {
+        let mut hasher = Sha256::new();
+        let mut held = io::copy(&mut (&file).take(size + 1), &mut HashWriter(&mut hasher))
+            .map_err(Error::io("read partial blob", &path))?;
+        if held > size {
+            file.set_len(0)
+                .map_err(Error::io("truncate partial blob", &path))?;
+            hasher = Sha256::new();
+            held = 0;
+        }
+        file.seek(SeekFrom::Start(held))
+            .map_err(Error::io("seek partial blob", &path))?;
+        Ok(BlobWriter {
+            file: BufWriter::with_capacity(WRITE_BUFFER, file),
+            ingest: Ingest::Partial(path),
+            hasher,
+            size: held,
             blobs_dir: self.root.blobs_dir(),
         })
     }
@@ -178,25 +265,76 @@ impl ContentStore {
     }
 }
 
+/// Buffer between the hasher and the `ingest/` file.
+const WRITE_BUFFER: usize = 128 * 1024;
+
 /// Writes one blob: hashes while writing into `ingest/`, then [`BlobWriter::commit`] verifies and
-/// publishes it. Dropping it without commit deletes the temp file.
+/// publishes it. Dropping it without commit deletes a temp file and keeps a partial download
+/// (see the module table).
 #[derive(Debug)]
 pub struct BlobWriter {
-    file: BufWriter<NamedTempFile>,
+    file: BufWriter<File>,
+    ingest: Ingest,
     hasher: Sha256,
     size: u64,
     blobs_dir: PathBuf,
 }
 
+/// The `ingest/` file behind a [`BlobWriter`].
+#[derive(Debug)]
+enum Ingest {
+    /// `blob-<random>`, deleted when dropped.
+    Temp(TempPath),
+    /// `<hex>.partial`, kept when dropped (the writer's open file holds its `flock`).
+    Partial(PathBuf),
+}
+
+impl Ingest {
+    fn path(&self) -> &Path {
+        match self {
+            Ingest::Temp(p) => p,
+            Ingest::Partial(p) => p,
+        }
+    }
+
+    /// Deletes the file now (a `Temp` would be deleted on drop anyway).
+    fn remove(self) {
+        if let Ingest::Partial(p) = self {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
 impl BlobWriter {
-    /// Bytes written so far.
+    /// Bytes written so far (for a resumed download, including those of earlier runs).
     pub fn written(&self) -> u64 {
         self.size
     }
 
     /// The temp file under `ingest/` (for error messages).
     pub fn temp_path(&self) -> &Path {
-        self.file.get_ref().path()
+        self.ingest.path()
+    }
+
+    /// Throws away what was written and starts the blob over in the same file (a server that
+    /// ignored a `Range` request sends the whole blob again).
+    pub fn restart(&mut self) -> Result<()> {
+        let path = self.ingest.path().to_path_buf();
+        self.file.flush().map_err(Error::io("flush", &path))?;
+        let file = self.file.get_mut();
+        file.set_len(0).map_err(Error::io("truncate", &path))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(Error::io("seek", &path))?;
+        self.hasher = Sha256::new();
+        self.size = 0;
+        Ok(())
+    }
+
+    /// Deletes what was written, partial download included (its bytes are known to be bad).
+    pub fn discard(self) {
+        let BlobWriter { file, ingest, .. } = self;
+        drop(file);
+        ingest.remove();
     }
 
     /// Finishes the blob. With `expected = Some((digest, size))` the content must match both, or
@@ -209,32 +347,44 @@ impl BlobWriter {
     pub fn commit(self, expected: Option<(Digest, u64)>) -> Result<BlobInfo> {
         let BlobWriter {
             file,
+            ingest,
             hasher,
             size,
             blobs_dir,
         } = self;
-        let file = file.into_inner().map_err(|e| {
-            let (source, w) = e.into_parts();
-            Error::Io {
-                action: "flush",
-                path: w.get_ref().path().to_path_buf(),
-                source,
+        let file = match file.into_inner() {
+            Ok(f) => f,
+            Err(e) => {
+                let source = e.into_error();
+                let path = ingest.path().to_path_buf();
+                ingest.remove();
+                return Err(Error::Io {
+                    action: "flush",
+                    path,
+                    source,
+                });
             }
-        })?;
+        };
         let found = Digest::from_bytes(hasher.finalize().into());
         if let Some((want, want_size)) = expected {
-            if want_size != size {
-                return Err(Error::SizeMismatch {
+            let mismatch = if want_size != size {
+                Some(Error::SizeMismatch {
                     digest: want,
                     expected: want_size,
                     found: size,
-                });
-            }
-            if want != found {
-                return Err(Error::DigestMismatch {
+                })
+            } else if want != found {
+                Some(Error::DigestMismatch {
                     expected: want,
                     found,
-                });
+                })
+            } else {
+                None
+            };
+            if let Some(error) = mismatch {
+                drop(file);
+                ingest.remove();
+                return Err(error);
             }
         }
         let target = blobs_dir.join(found.hex());
@@ -242,22 +392,25 @@ impl BlobWriter {
         // ever renamed into place complete, verified and fsynced, so the existing file is these
         // bytes. Dropping the temp file skips two fsyncs per blob on a no-op build.
         if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_file() && m.len() == size) {
+            drop(file);
+            ingest.remove();
             return Ok(BlobInfo {
                 digest: found,
                 size,
             });
         }
-        let temp = file.path().to_path_buf();
-        file.as_file()
-            .set_permissions(Permissions::from_mode(BLOB_MODE))
+        let temp = ingest.path().to_path_buf();
+        file.set_permissions(Permissions::from_mode(BLOB_MODE))
             .map_err(Error::io("chmod", &temp))?;
-        file.as_file()
-            .sync_all()
-            .map_err(Error::io("fsync", &temp))?;
-        file.persist(&target).map_err(|e| Error::Io {
+        file.sync_all().map_err(Error::io("fsync", &temp))?;
+        let renamed = match ingest {
+            Ingest::Temp(path) => path.persist(&target).map_err(|e| e.error),
+            Ingest::Partial(path) => fs::rename(&path, &target),
+        };
+        renamed.map_err(|e| Error::Io {
             action: "rename blob into",
             path: target,
-            source: e.error,
+            source: e,
         })?;
         sync_dir(&blobs_dir)?;
         Ok(BlobInfo {

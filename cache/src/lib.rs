@@ -27,6 +27,7 @@
 //! ├── index.json            #   so `skopeo copy oci:<root>:<name> ...` reads the local image store
 //! ├── blobs/sha256/<hex>    # content store: layers, configs, manifests; read-only, verified on write
 //! ├── ingest/blob-*         # BlobWriter temp files (same filesystem -> atomic rename into blobs/)
+//! ├── ingest/<hex>.partial  # an interrupted download of sha256:<hex>, resumed by the next pull (blobs.rs)
 //! ├── snapshots/<id>/fs     # one layer diff (overlay upperdir, or an unpacked layer)
 //! ├── snapshots/<id>/work   # overlay workdir while the snapshot is active; removed on commit
 //! ├── snapshots/<id>/fill   # a lazy snapshot's layer being unpacked to fill in its fs/ (lazy.rs)
@@ -63,7 +64,8 @@
 //!
 //! 1. **A visible blob is complete and verified.** [`BlobWriter`] writes to `ingest/`, checks
 //!    digest and size, fsyncs, then renames into `blobs/sha256/` and fsyncs the directory. A
-//!    crash leaves at most an `ingest/` file, deleted by the next exclusive open.
+//!    crash leaves at most an `ingest/` file, deleted by the next exclusive open (a download's
+//!    `.partial` survives shared opens so the next pull resumes it, verified as a whole).
 //! 2. **A `snapshots` row means a complete directory** (a lazy one: a complete layer blob, in
 //!    the same transaction). A killed process leaves a directory without a row, deleted by the
 //!    next exclusive open. [`Store::remove`] deletes the row before the directory. Against a

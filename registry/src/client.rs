@@ -3,9 +3,9 @@
 //!
 //! | concern | rule |
 //! |---|---|
-//! | scheme | HTTPS with the system trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` too); HTTP for `localhost`, `127.0.0.0/8`, `[::1]` and names given to [`RegistryOptions::insecure_registries`] (docker's rule) |
+//! | scheme | HTTPS with the system trust store (rustls-platform-verifier, which reads `SSL_CERT_FILE` too); `localhost`, `127.0.0.0/8`, `[::1]` and names given to [`RegistryOptions::insecure_registries`] are probed for HTTPS first and fall back to HTTP (docker's rule; the table is in `transport.rs`) |
 //! | proxy | reqwest reads `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` from the environment |
-//! | auth | `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`): `credHelpers`, `auths`, `credsStore`; anonymous otherwise. Docker Hub's token flow and Basic auth are oci-client's |
+//! | auth | `~/.docker/config.json` (or `$DOCKER_CONFIG/config.json`): `credHelpers`, `auths`, `credsStore`; anonymous otherwise. Docker Hub's token flow and Basic auth are oci-client's; an `identitytoken` is exchanged for a Bearer token by dray (`identity_token.rs`) |
 //! | retries | connection failures, resets and 5xx answers are retried [`RETRIES`] times with exponential backoff from [`BACKOFF_START`]; 4xx answers are not |
 
 use std::collections::HashMap;
@@ -15,12 +15,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dray_llb::{Digest, ImageRef};
+use oci_client::RegistryOperation;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 
-use crate::credentials;
+use crate::credentials::{self, Credential};
 use crate::error::Error;
+use crate::transport::{Transport, is_certificate_error};
 
 /// How many times a failed transfer is retried (so `RETRIES + 1` attempts).
 pub const RETRIES: u32 = 3;
@@ -57,7 +59,11 @@ pub struct Registry {
 struct Inner {
     options: RegistryOptions,
     clients: Mutex<HashMap<String, Arc<oci_client::Client>>>,
+    /// What the docker config holds, by host.
+    stored: Mutex<HashMap<String, Credential>>,
+    /// Access tokens exchanged for an identity token, by `host scope`.
     auths: Mutex<HashMap<String, RegistryAuth>>,
+    transports: Mutex<HashMap<String, Transport>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -96,7 +102,9 @@ impl Registry {
             inner: Arc::new(Inner {
                 options,
                 clients: Mutex::new(HashMap::new()),
+                stored: Mutex::new(HashMap::new()),
                 auths: Mutex::new(HashMap::new()),
+                transports: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -106,23 +114,44 @@ impl Registry {
         &self.inner.options
     }
 
-    /// The client for `host`, made on first use.
-    pub(crate) fn client(&self, host: &str) -> Result<Arc<oci_client::Client>, Error> {
-        let mut clients = self
+    /// The transport already chosen for `host`, if any.
+    pub(crate) fn cached_transport(&self, host: &str) -> Option<Transport> {
+        self.inner
+            .transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+            .copied()
+    }
+
+    pub(crate) fn cache_transport(&self, host: &str, transport: Transport) {
+        self.inner
+            .transports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_owned(), transport);
+    }
+
+    /// The client for `host`, made on first use (after choosing its transport).
+    pub(crate) async fn client(&self, host: &str) -> Result<Arc<oci_client::Client>, Error> {
+        if let Some(c) = self
             .inner
             .clients
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = clients.get(host) {
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(host)
+        {
             return Ok(c.clone());
         }
-        let protocol = if is_insecure(host, &self.inner.options.insecure_registries) {
-            ClientProtocol::Http
-        } else {
+        let transport = self.transport(host).await?;
+        let protocol = if transport.https {
             ClientProtocol::Https
+        } else {
+            ClientProtocol::Http
         };
         let config = ClientConfig {
             protocol,
+            accept_invalid_certificates: transport.accept_invalid_certificates,
             max_concurrent_download: self.inner.options.max_concurrent_downloads.max(1),
             connect_timeout: Some(Duration::from_secs(30)),
             read_timeout: Some(Duration::from_secs(120)),
@@ -137,22 +166,75 @@ impl Registry {
                     detail: format!("cannot set up the HTTP client: {e}"),
                 })?,
             );
-        clients.insert(host.to_owned(), client.clone());
+        self.inner
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(host.to_owned())
+            .or_insert(client.clone());
         Ok(client)
     }
 
-    /// The credentials for `host`, read once per command from the docker config.
-    pub(crate) fn auth(&self, host: &str) -> Result<RegistryAuth, Error> {
-        let mut auths = self
+    /// The credentials for `operation` on `image` at `host`: what the docker config holds
+    /// (read once per command), or, for an identity token, an access token from the registry's
+    /// token service for this repository and operation (exchanged once per command).
+    pub(crate) async fn auth(
+        &self,
+        host: &str,
+        image: &oci_client::Reference,
+        operation: RegistryOperation,
+    ) -> Result<RegistryAuth, Error> {
+        let stored = {
+            let mut stored = self
+                .inner
+                .stored
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match stored.get(host) {
+                Some(c) => c.clone(),
+                None => {
+                    let c =
+                        credentials::lookup(self.inner.options.docker_config_dir.as_deref(), host)?;
+                    stored.insert(host.to_owned(), c.clone());
+                    c
+                }
+            }
+        };
+        let refresh_token = match stored {
+            Credential::Auth(auth) => return Ok(auth),
+            Credential::IdentityToken(t) => t,
+        };
+        let scope = match operation {
+            RegistryOperation::Pull => format!("repository:{}:pull", image.repository()),
+            RegistryOperation::Push => format!("repository:{}:pull,push", image.repository()),
+        };
+        let key = format!("{host} {scope}");
+        if let Some(a) = self
             .inner
             .auths
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = auths.get(host) {
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
             return Ok(a.clone());
         }
-        let auth = credentials::lookup(self.inner.options.docker_config_dir.as_deref(), host)?;
-        auths.insert(host.to_owned(), auth.clone());
+        let transport = self.transport(host).await?;
+        let scheme = if transport.https { "https" } else { "http" };
+        let api = image.resolve_registry();
+        let token = crate::identity_token::exchange(
+            &format!("{scheme}://{api}"),
+            host,
+            &refresh_token,
+            &scope,
+            transport.accept_invalid_certificates,
+        )
+        .await?;
+        let auth = RegistryAuth::Bearer(token);
+        self.inner
+            .auths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, auth.clone());
         Ok(auth)
     }
 }
@@ -213,6 +295,13 @@ pub(crate) fn classify(
         detail,
     };
     match err {
+        OciDistributionError::RequestError(e) if is_certificate_error(&error_chain(&e)) => {
+            Failure::Fatal(Error::UntrustedCertificate {
+                image: name.clone(),
+                registry: registry.clone(),
+                detail: error_chain(&e),
+            })
+        }
         OciDistributionError::RequestError(e) => {
             if e.is_connect() || e.is_timeout() || e.is_request() || e.is_body() {
                 unreachable(error_chain(&e))

@@ -43,14 +43,25 @@ pub fn config_dir(dir: Option<&Path>) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))
 }
 
+/// What `config.json` (or its helper) holds for a registry.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// Anonymous, or a username and password.
+    Auth(RegistryAuth),
+    /// An OAuth2 refresh token (`identitytoken`), exchanged per repository for an access token
+    /// (see `identity_token.rs`).
+    IdentityToken(String),
+}
+
 /// The credentials for `host`; anonymous when none are configured.
-pub fn lookup(dir: Option<&Path>, host: &str) -> Result<RegistryAuth, Error> {
+pub fn lookup(dir: Option<&Path>, host: &str) -> Result<Credential, Error> {
+    let anonymous = Ok(Credential::Auth(RegistryAuth::Anonymous));
     let Some(path) = config_dir(dir).map(|d| d.join("config.json")) else {
-        return Ok(RegistryAuth::Anonymous);
+        return anonymous;
     };
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RegistryAuth::Anonymous),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return anonymous,
         Err(e) => {
             return Err(Error::Credentials {
                 registry: host.to_owned(),
@@ -61,21 +72,15 @@ pub fn lookup(dir: Option<&Path>, host: &str) -> Result<RegistryAuth, Error> {
     let key = server_key(host);
     match docker_credential::get_credential_from_reader(std::io::BufReader::new(file), &key) {
         Ok(DockerCredential::UsernamePassword(user, password)) => {
-            Ok(RegistryAuth::Basic(user, password))
+            Ok(Credential::Auth(RegistryAuth::Basic(user, password)))
         }
-        Ok(DockerCredential::IdentityToken(_)) => Err(Error::Credentials {
-            registry: host.to_owned(),
-            detail: format!(
-                "{} holds an identity token (OAuth refresh token) for it, which dray cannot use yet; log in with a username and password",
-                path.display()
-            ),
-        }),
-        Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(RegistryAuth::Anonymous),
+        Ok(DockerCredential::IdentityToken(token)) => Ok(Credential::IdentityToken(token)),
+        Err(CredentialRetrievalError::NoCredentialConfigured) => anonymous,
         // A helper that knows nothing of this host answers "credentials not found": anonymous.
         Err(CredentialRetrievalError::HelperFailure { stdout, .. })
             if stdout.contains("credentials not found") =>
         {
-            Ok(RegistryAuth::Anonymous)
+            anonymous
         }
         Err(e) => Err(Error::Credentials {
             registry: host.to_owned(),
@@ -237,11 +242,13 @@ mod tests {
         .unwrap();
         assert!(matches!(
             lookup(Some(dir.path()), "127.0.0.1:5000").unwrap(),
-            RegistryAuth::Anonymous
+            Credential::Auth(RegistryAuth::Anonymous)
         ));
         store(Some(dir.path()), "127.0.0.1:5000", "alice", "s3:cret").unwrap();
         match lookup(Some(dir.path()), "127.0.0.1:5000").unwrap() {
-            RegistryAuth::Basic(u, p) => assert_eq!((u.as_str(), p.as_str()), ("alice", "s3:cret")),
+            Credential::Auth(RegistryAuth::Basic(u, p)) => {
+                assert_eq!((u.as_str(), p.as_str()), ("alice", "s3:cret"))
+            }
             other => panic!("expected basic auth, got {other:?}"),
         }
         let text = std::fs::read_to_string(&path).unwrap();
@@ -258,8 +265,22 @@ mod tests {
         assert!(!erase(Some(dir.path()), "127.0.0.1:5000").unwrap());
         assert!(matches!(
             lookup(Some(dir.path()), "127.0.0.1:5000").unwrap(),
-            RegistryAuth::Anonymous
+            Credential::Auth(RegistryAuth::Anonymous)
         ));
+    }
+
+    #[test]
+    fn an_identity_token_is_looked_up_as_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"auths":{"reg.example":{"auth":"dXNlcjo=","identitytoken":"refresh-me"}}}"#,
+        )
+        .unwrap();
+        match lookup(Some(dir.path()), "reg.example").unwrap() {
+            Credential::IdentityToken(t) => assert_eq!(t, "refresh-me"),
+            other => panic!("expected an identity token, got {other:?}"),
+        }
     }
 
     #[test]

@@ -40,6 +40,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// The registry speaks TLS with a certificate that the trust store does not accept.
+    #[error(
+        "image {image}: the TLS certificate of registry {registry} is not trusted ({detail}); add its CA to the system trust store or point SSL_CERT_FILE at it, or pass --insecure-registry {registry}"
+    )]
+    UntrustedCertificate {
+        /// The normalized reference (the host, for `dray login`).
+        image: String,
+        /// The registry host.
+        registry: String,
+        /// The TLS error.
+        detail: String,
+    },
+
     /// A transfer failed for another reason (an HTTP error status, a malformed answer).
     #[error("image {image}: registry request failed{}: {detail}", digest_suffix(.digest))]
     Registry {

@@ -4,12 +4,14 @@
 //!
 //! **What it is for.**
 //! - [`Registry`] (with [`RegistryOptions`]): one HTTP client per registry host —
-//!   HTTPS with the system trust store, plain HTTP for loopback and `--insecure-registry` hosts,
-//!   proxies from the environment, credentials, retries with backoff. The table of these rules
-//!   is in `client.rs`.
+//!   HTTPS with the system trust store; loopback and `--insecure-registry` hosts probed for HTTPS
+//!   first, then plain HTTP (`transport.rs`); proxies from the environment; credentials,
+//!   identity tokens included (`identity_token.rs`); retries with backoff. The table of these
+//!   rules is in `client.rs`.
 //! - [`Registry::resolve`]: tag or digest → platform manifest; the manifest, any index and the
 //!   config land in the store, **no layer** (a build whose final key hits downloads nothing).
-//!   [`Registry::fetch_blobs`]: the layers, on demand, concurrently, verified, resumed.
+//!   [`Registry::fetch_blobs`] (and [`Registry::fetch_blobs_with_progress`]): the layers, on
+//!   demand, concurrently, verified, resumed — across runs too, from `ingest/<hex>.partial`.
 //!   [`Registry::pull`]: both, then tag (`dray pull`).
 //! - [`Registry::push_image`]: blobs (HEAD check, cross-repository mount, chunked upload), then
 //!   the manifest's exact bytes.
@@ -31,16 +33,19 @@
 mod client;
 pub mod credentials;
 mod error;
+mod identity_token;
 mod login;
 mod platform;
 mod pull;
 mod push;
+mod transport;
 
 pub use client::{BACKOFF_START, RETRIES, Registry, RegistryOptions, is_insecure};
 pub use error::Error;
 pub use platform::host_platform;
 pub use pull::{
     FetchReport, LAYER_TYPES, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_DOCKER_MANIFEST,
-    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, PullReport, ResolvedImage, tag_name,
+    MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_OCI_MANIFEST, PROGRESS_INTERVAL, ProgressFn, PullReport,
+    ResolvedImage, tag_name,
 };
 pub use push::PushReport;

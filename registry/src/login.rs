@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::client::{Registry, error_chain, is_insecure};
+use crate::client::{Registry, error_chain};
 use crate::credentials;
 use crate::error::Error;
 
@@ -11,11 +11,8 @@ impl Registry {
     /// Verifies `user`/`password` against `host` and stores them in docker's `config.json` (or
     /// its credential helper). Returns where they were stored.
     pub async fn login(&self, host: &str, user: &str, password: &str) -> Result<String, Error> {
-        let scheme = if is_insecure(host, &self.options().insecure_registries) {
-            "http"
-        } else {
-            "https"
-        };
+        let transport = self.transport(host).await?;
+        let scheme = if transport.https { "https" } else { "http" };
         let api = match host {
             "docker.io" => "registry-1.docker.io",
             other => other,
@@ -33,6 +30,7 @@ impl Registry {
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            .tls_danger_accept_invalid_certs(transport.accept_invalid_certificates)
             .user_agent(concat!("dray/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(unreachable)?;

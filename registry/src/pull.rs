@@ -5,7 +5,11 @@
 //! `ingest/`, checked against the descriptor's digest **and** size, then renamed into
 //! `blobs/sha256/`. A tampered, truncated or oversized blob is never visible; a blob already in
 //! the store is never downloaded again. An interrupted download resumes with a `Range` request
-//! from the bytes already written (a registry answering `200` instead of `206` restarts it).
+//! from the bytes already written (a registry answering `200` instead of `206` restarts it) —
+//! within a run after a retry, and across runs: a download that failed because the registry
+//! went away keeps its bytes in `ingest/<hex>.partial`
+//! ([`dray_cache::ContentStore::resumable_writer`]), which the next pull continues. A download
+//! that failed for a reason that is not transient (bad bytes, a wrong size) is discarded.
 
 use std::io::Write;
 
@@ -131,9 +135,11 @@ impl Registry {
         platform: &Platform,
     ) -> Result<ResolvedImage, Error> {
         let host = image.domain();
-        let client = self.client(host)?;
-        let auth = self.auth(host)?;
+        let client = self.client(host).await?;
         let oref = oci_reference(image)?;
+        let auth = self
+            .auth(host, &oref, oci_client::RegistryOperation::Pull)
+            .await?;
         let name = image.to_string();
 
         let (bytes, digest) = self
@@ -327,6 +333,19 @@ impl Registry {
         image: &ImageRef,
         blobs: &[Descriptor],
     ) -> Result<FetchReport, Error> {
+        self.fetch_blobs_with_progress(store, image, blobs, &|_, _, _| {})
+            .await
+    }
+
+    /// [`Registry::fetch_blobs`], calling `progress(blob, bytes so far, size)` when each download
+    /// starts, at most every [`PROGRESS_INTERVAL`] while it runs, and when it completes.
+    pub async fn fetch_blobs_with_progress(
+        &self,
+        store: &Store,
+        image: &ImageRef,
+        blobs: &[Descriptor],
+        progress: ProgressFn<'_>,
+    ) -> Result<FetchReport, Error> {
         let name = image.to_string();
         let mut missing = Vec::new();
         let mut report = FetchReport::default();
@@ -348,9 +367,11 @@ impl Registry {
             return Ok(report);
         }
         let host = image.domain();
-        let client = self.client(host)?;
-        let auth = self.auth(host)?;
+        let client = self.client(host).await?;
         let oref = oci_reference(image)?;
+        let auth = self
+            .auth(host, &oref, oci_client::RegistryOperation::Pull)
+            .await?;
         // Authenticate once up front so the concurrent downloads share the token.
         client
             .store_auth_if_needed(oref.resolve_registry(), &auth)
@@ -359,7 +380,14 @@ impl Registry {
         let owned: Vec<Descriptor> = missing.into_iter().cloned().collect();
         let (client, oref) = (&*client, &oref);
         let sizes: Vec<u64> = futures_util::stream::iter(owned)
-            .map(|desc| async move { fetch_one(client, store, image, oref, &desc).await })
+            .map(|desc| async move {
+                let mut transfer = Transfer {
+                    downloaded: 0,
+                    report: progress,
+                    last: None,
+                };
+                fetch_one(client, store, image, oref, &desc, &mut transfer).await
+            })
             .buffer_unordered(limit)
             .try_collect()
             .await?;
@@ -368,15 +396,19 @@ impl Registry {
         Ok(report)
     }
 
-    /// `dray pull`: resolve, fetch every layer, and tag the image under its name.
+    /// `dray pull`: resolve, fetch every layer (reporting bytes to `progress`, see
+    /// [`Registry::fetch_blobs_with_progress`]), and tag the image under its name.
     pub async fn pull(
         &self,
         store: &Store,
         image: &ImageRef,
         platform: &Platform,
+        progress: ProgressFn<'_>,
     ) -> Result<PullReport, Error> {
         let resolved = self.resolve(store, image, platform).await?;
-        let fetch = self.fetch_blobs(store, image, &resolved.layers).await?;
+        let fetch = self
+            .fetch_blobs_with_progress(store, image, &resolved.layers, progress)
+            .await?;
         let tagged = tag_name(image);
         if let Some(tag) = &tagged {
             dray_image::tag_descriptor(store, tag, &resolved.manifest).map_err(|source| {
@@ -440,12 +472,59 @@ fn store_bytes(store: &Store, name: &str, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// One blob into the store; returns the bytes downloaded. Resumes after a transient failure.
+/// How a caller hears of download progress: `(blob, bytes so far, size)`.
+pub type ProgressFn<'a> = &'a (dyn Fn(&Digest, u64, u64) + Send + Sync);
+
+/// The longest a download stays silent between two progress calls.
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One blob's download: the bytes this run moved, and its throttled progress reports.
+struct Transfer<'a> {
+    downloaded: u64,
+    report: ProgressFn<'a>,
+    last: Option<std::time::Instant>,
+}
+
+impl Transfer<'_> {
+    /// Reports `current` of `desc`'s bytes if `force` or [`PROGRESS_INTERVAL`] has passed.
+    fn tick(&mut self, desc: &Descriptor, current: u64, force: bool) {
+        let now = std::time::Instant::now();
+        if force || self.last.is_none_or(|l| now - l >= PROGRESS_INTERVAL) {
+            (self.report)(&desc.digest, current, desc.size);
+            self.last = Some(now);
+        }
+    }
+}
+
 async fn fetch_one(
     client: &oci_client::Client,
     store: &Store,
     image: &ImageRef,
     oref: &oci_client::Reference,
     desc: &Descriptor,
+    transfer: &mut Transfer<'_>,
+) -> Result<u64, Error> {
+    let mut resumed = false;
+    match fetch_once(client, store, image, oref, desc, transfer, &mut resumed).await {
+        // The bytes an earlier run kept were bad (a crash can leave garbage at the end of a
+        // partial file); the failed commit deleted them, so one more try downloads it whole.
+        Err(Error::DigestMismatch { .. }) if resumed => {
+            fetch_once(client, store, image, oref, desc, transfer, &mut resumed).await
+        }
+        other => other,
+    }
+}
+
+/// [`fetch_one`] without the second chance; sets `resumed` when it continued an earlier run's
+/// partial download.
+async fn fetch_once(
+    client: &oci_client::Client,
+    store: &Store,
+    image: &ImageRef,
+    oref: &oci_client::Reference,
+    desc: &Descriptor,
+    transfer: &mut Transfer<'_>,
+    resumed: &mut bool,
 ) -> Result<u64, Error> {
     let name = image.to_string();
     let store_err = |source| Error::Store {
@@ -458,22 +537,19 @@ async fn fetch_one(
         size: i64::try_from(desc.size).unwrap_or(i64::MAX),
         ..OciDescriptor::default()
     };
-    let mut writer = store.blobs().writer().map_err(store_err)?;
-    let mut downloaded = 0u64;
+    let mut writer = store
+        .blobs()
+        .resumable_writer(&desc.digest, desc.size)
+        .map_err(store_err)?;
+    *resumed = writer.written() > 0;
+    transfer.tick(desc, writer.written(), true);
     let mut delay = crate::client::BACKOFF_START;
     let mut attempt = 0;
-    loop {
-        let tried = download_attempt(
-            client,
-            store,
-            image,
-            oref,
-            desc,
-            &oci_desc,
-            &mut writer,
-            &mut downloaded,
-        )
-        .await;
+    // A partial that already holds every byte (a run killed between the last write and the
+    // commit) needs no request: the commit verifies it.
+    while writer.written() < desc.size {
+        let tried =
+            download_attempt(client, image, oref, desc, &oci_desc, &mut writer, transfer).await;
         match tried {
             Ok(()) => break,
             Err(Failure::Transient(_)) if attempt < crate::client::RETRIES => {
@@ -481,9 +557,15 @@ async fn fetch_one(
                 delay *= 2;
                 attempt += 1;
             }
-            Err(f) => return Err(f.into_error()),
+            // The registry went away: keep the bytes for the next run to resume.
+            Err(Failure::Transient(e)) => return Err(e),
+            Err(Failure::Fatal(e)) => {
+                writer.discard();
+                return Err(e);
+            }
         }
     }
+    let written = writer.written();
     writer
         .commit(Some((desc.digest, desc.size)))
         .map_err(|e| match e {
@@ -507,20 +589,19 @@ async fn fetch_one(
                 source,
             },
         })?;
-    Ok(downloaded)
+    transfer.tick(desc, written, true);
+    Ok(transfer.downloaded)
 }
 
 /// One try at the rest of a blob: continues from what `writer` already holds.
-#[allow(clippy::too_many_arguments)]
 async fn download_attempt(
     client: &oci_client::Client,
-    store: &Store,
     image: &ImageRef,
     oref: &oci_client::Reference,
     desc: &Descriptor,
     oci_desc: &OciDescriptor,
     writer: &mut dray_cache::BlobWriter,
-    downloaded: &mut u64,
+    transfer: &mut Transfer<'_>,
 ) -> Result<(), Failure> {
     let digest = desc.digest;
     let offset = writer.written();
@@ -538,7 +619,7 @@ async fn download_attempt(
             BlobResponse::Partial(s) => s,
             BlobResponse::Full(s) => {
                 // The registry ignored the range: start the blob over.
-                *writer = store.blobs().writer().map_err(|source| {
+                writer.restart().map_err(|source| {
                     Failure::Fatal(Error::Store {
                         image: image.to_string(),
                         source,
@@ -582,7 +663,8 @@ async fn download_attempt(
                 },
             })
         })?;
-        *downloaded += chunk.len() as u64;
+        transfer.downloaded += chunk.len() as u64;
+        transfer.tick(desc, writer.written(), false);
     }
     if writer.written() < desc.size {
         // The body ended cleanly (its Content-Length said so) but short: the registry serves a

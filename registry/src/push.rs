@@ -58,9 +58,9 @@ impl Registry {
             });
         }
         let host = target.domain();
-        let client = self.client(host)?;
-        let auth = self.auth(host)?;
+        let client = self.client(host).await?;
         let oref = oci_reference(target)?;
+        let auth = self.auth(host, &oref, RegistryOperation::Push).await?;
         with_retries(|_| async {
             client
                 .auth(&oref, &auth, RegistryOperation::Push)

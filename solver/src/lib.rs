@@ -75,7 +75,7 @@ use dray_llb::{Definition, Digest};
 
 pub use error::{OpError, Result, SolveError};
 pub use executor::{ExecSpec, Executor, LogSink, MountSpec, NoExecutor, RootFs};
-pub use fetch::{BlobFetcher, FetchError, NoFetcher};
+pub use fetch::{BlobFetcher, FetchError, FetchProgress, NoFetcher, NoProgress};
 pub use key::{KEY_SCHEMA, Preimage, ResolvedDep, explain};
 pub use reporter::{
     Event, EventKind, LogStream, NullReporter, RecordingReporter, Reporter, Summary,

@@ -51,6 +51,16 @@ pub enum EventKind {
         /// The bytes, as written (not necessarily whole lines).
         bytes: Vec<u8>,
     },
+    /// Bytes of a transfer the step is making (a base image layer being downloaded).
+    /// Sent when it starts, every so often while it runs, and when it ends (`current == total`).
+    Progress {
+        /// What is transferred: the blob's digest.
+        id: String,
+        /// Bytes so far (a resumed download starts at the bytes an earlier run kept).
+        current: u64,
+        /// All the bytes.
+        total: u64,
+    },
     /// The work finished and its result was saved in the cache.
     Done,
     /// The work failed (or was cancelled because another step failed).

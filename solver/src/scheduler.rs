@@ -30,7 +30,7 @@ use dray_llb::{Digest, Node, Op, SourceId};
 use crate::cachemap;
 use crate::error::{OpError, SolveError};
 use crate::executor::{Executor, LogSink};
-use crate::fetch::BlobFetcher;
+use crate::fetch::{BlobFetcher, FetchProgress};
 use crate::fs::Tree;
 use crate::fs::contenthash::{ContentSelector, StoreMemo, checksum};
 use crate::key::{CacheMap, DepKey, Preimage, ResolvedDep, cache_key};
@@ -554,8 +554,12 @@ impl Job {
                 let (store2, img2) = (store.clone(), img.clone());
                 let missing = blocking(move || source::missing_blobs(&store2, &img2)).await?;
                 if let Some((reference, blobs)) = missing {
+                    let progress = Logs {
+                        job: self.clone(),
+                        vertex: v.clone(),
+                    };
                     self.fetcher
-                        .fetch(&reference, &blobs)
+                        .fetch(&reference, &blobs, &progress)
                         .await
                         .map_err(|source| OpError::Fetch {
                             reference: img.reference.clone(),
@@ -706,6 +710,8 @@ impl Drop for Running {
     }
 }
 
+/// What a running step reports: its process output ([`LogSink`]) and its downloads
+/// ([`FetchProgress`]), as events of its vertex.
 struct Logs {
     job: Arc<Job>,
     vertex: Arc<Vertex>,
@@ -718,6 +724,19 @@ impl LogSink for Logs {
             EventKind::Log {
                 stream,
                 bytes: bytes.to_vec(),
+            },
+        );
+    }
+}
+
+impl FetchProgress for Logs {
+    fn on_bytes(&self, blob: &Digest, current: u64, total: u64) {
+        self.job.emit(
+            &self.vertex,
+            EventKind::Progress {
+                id: blob.to_string(),
+                current,
+                total,
             },
         );
     }

@@ -116,6 +116,8 @@ impl Reporter for Recorder {
                     let room = LOG_CAP.saturating_sub(step.log.len());
                     step.log.extend(bytes.iter().take(room));
                 }
+                // Download progress is shown live, not kept in the build record.
+                EventKind::Progress { .. } => {}
             }
         }
         self.inner.on_event(event);

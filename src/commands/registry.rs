@@ -9,9 +9,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use dray_cache::{Descriptor, Store};
 use dray_frontend::convert::{ImageResolver, ResolveError, ResolvedImage};
-use dray_llb::{ImageRef, Platform};
+use dray_llb::{Digest, ImageRef, Platform};
 use dray_registry::{PushReport, Registry, RegistryOptions};
-use dray_solver::{BlobFetcher, FetchError};
+use dray_solver::{BlobFetcher, Event, EventKind, FetchError, FetchProgress, Reporter};
 use serde_json::json;
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs};
@@ -46,9 +46,36 @@ pub(crate) fn pull(store: &Store, args: &PullArgs) -> Result<()> {
         .with_context(|| format!("invalid reference format {:?}", args.image))?;
     let platform = parse_platform(args.platform.as_deref())?;
     let registry = registry(&args.insecure_registries);
-    let report = runtime()?
-        .block_on(registry.pull(store, &image, &platform))
-        .map_err(anyhow::Error::new)?;
+    let mode = if args.quiet {
+        crate::cli::ProgressMode::Quiet
+    } else {
+        args.progress
+    };
+    let reporter = crate::ui::reporter(mode);
+    // `dray pull` has no build graph: its one step is the pull itself, named like a FROM step.
+    let step = PullStep {
+        reporter: reporter.as_ref(),
+        vertex: Digest::of(image.to_string().as_bytes()),
+        name: format!("pull {image}"),
+    };
+    step.emit(EventKind::Started);
+    let pulled =
+        runtime()?.block_on(
+            registry.pull(store, &image, &platform, &|blob, current, total| {
+                step.emit(EventKind::Progress {
+                    id: blob.to_string(),
+                    current,
+                    total,
+                })
+            }),
+        );
+    step.emit(match &pulled {
+        Ok(_) => EventKind::Done,
+        Err(e) => EventKind::Failed {
+            error: e.to_string(),
+        },
+    });
+    let report = pulled.map_err(anyhow::Error::new)?;
     let mut err = std::io::stderr().lock();
     if !args.quiet {
         writeln!(
@@ -63,6 +90,24 @@ pub(crate) fn pull(store: &Store, args: &PullArgs) -> Result<()> {
     }
     writeln!(std::io::stdout().lock(), "{}", image.familiar())?;
     Ok(())
+}
+
+/// The events of `dray pull`'s single step.
+struct PullStep<'a> {
+    reporter: &'a dyn Reporter,
+    vertex: Digest,
+    name: String,
+}
+
+impl PullStep<'_> {
+    fn emit(&self, kind: EventKind) {
+        self.reporter.on_event(&Event {
+            vertex: self.vertex,
+            name: self.name.clone(),
+            at: std::time::SystemTime::now(),
+            kind,
+        });
+    }
 }
 
 /// `dray push NAME[:TAG]`.
@@ -326,9 +371,16 @@ pub(crate) struct RegistryFetcher {
 
 #[async_trait::async_trait]
 impl BlobFetcher for RegistryFetcher {
-    async fn fetch(&self, image: &ImageRef, blobs: &[Descriptor]) -> Result<(), FetchError> {
+    async fn fetch(
+        &self,
+        image: &ImageRef,
+        blobs: &[Descriptor],
+        progress: &dyn FetchProgress,
+    ) -> Result<(), FetchError> {
         self.registry
-            .fetch_blobs(&self.store, image, blobs)
+            .fetch_blobs_with_progress(&self.store, image, blobs, &|blob, current, total| {
+                progress.on_bytes(blob, current, total)
+            })
             .await
             .map(|_| ())
             .map_err(|e| Box::new(e) as FetchError)

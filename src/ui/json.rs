@@ -3,6 +3,7 @@
 //! ```text
 //! {"vertex":"sha256:…","name":"[2/3] COPY a b","time":"2026-11-23T03:00:00.123456789Z","event":"started"}
 //! {"vertex":"sha256:…","name":"[2/3] COPY a b","time":"…","event":"log","stream":"stdout","data":"hello\n"}
+//! {"vertex":"sha256:…","name":"[1/3] FROM …","time":"…","event":"progress","id":"sha256:…","current":1048576,"total":6291456}
 //! ```
 
 use dray_solver::{Event, EventKind, Reporter};
@@ -24,6 +25,9 @@ impl Reporter for JsonReporter {
             EventKind::Started => json!({"event": "started"}),
             EventKind::Cached => json!({"event": "cached"}),
             EventKind::Done => json!({"event": "done"}),
+            EventKind::Progress { id, current, total } => {
+                json!({"event": "progress", "id": id, "current": current, "total": total})
+            }
             EventKind::Failed { error } => json!({"event": "failed", "error": error}),
             EventKind::Log { stream, bytes } => json!({
                 "event": "log",

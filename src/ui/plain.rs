@@ -9,7 +9,11 @@
 //! #3 [build 3/3] RUN ./greet.sh
 //! #3 0.412 hello
 //! #3 ERROR: process "/bin/sh -c ./greet.sh" did not complete successfully: exit code: 1
+//! #4 sha256:6d8f2b1c0a9e 1.0MiB / 6.0MiB 0.3s
+//! #4 sha256:6d8f2b1c0a9e 6.0MiB / 6.0MiB 1.9s done
 //! ```
+//!
+//! A download prints at most one line a second (and its last one), not every progress event.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -33,7 +37,12 @@ struct State {
     started: HashMap<Digest, SystemTime>,
     /// Partial log lines, by vertex, waiting for their newline.
     partial: HashMap<Digest, Vec<u8>>,
+    /// When each download (by blob id) last printed a line.
+    transfers: HashMap<String, SystemTime>,
 }
+
+/// The least time between two lines of one download.
+const TRANSFER_LINE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Reporter for PlainReporter {
     fn on_event(&self, event: &Event) {
@@ -72,6 +81,30 @@ impl Reporter for PlainReporter {
                 }
                 result
             }
+            EventKind::Progress { id, current, total } => {
+                let done = current == total;
+                let quiet_since = state.transfers.get(id).copied();
+                let due = quiet_since.is_none_or(|t| {
+                    event
+                        .at
+                        .duration_since(t)
+                        .is_ok_and(|d| d >= TRANSFER_LINE_INTERVAL)
+                });
+                if done || due {
+                    state.transfers.insert(id.clone(), event.at);
+                    let since = elapsed(state.started.get(&event.vertex), event.at);
+                    let short = id.get(..19).unwrap_or(id);
+                    writeln!(
+                        out,
+                        "#{number} {short} {} / {} {since:.1}s{}",
+                        mebibytes(*current),
+                        mebibytes(*total),
+                        if done { " done" } else { "" }
+                    )
+                } else {
+                    Ok(())
+                }
+            }
             EventKind::Done => {
                 flush_partial(&mut state, &event.vertex, number, &mut out);
                 let took = elapsed(state.started.get(&event.vertex), event.at);
@@ -90,6 +123,11 @@ fn flush_partial(state: &mut State, vertex: &Digest, number: usize, out: &mut im
     if let Some(rest) = state.partial.remove(vertex).filter(|rest| !rest.is_empty()) {
         let _ = writeln!(out, "#{number} {}", String::from_utf8_lossy(&rest));
     }
+}
+
+/// `1.5MiB`.
+pub(crate) fn mebibytes(bytes: u64) -> String {
+    format!("{:.1}MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Seconds from `start` to `at`, 0 when unknown or when the clock went backwards.

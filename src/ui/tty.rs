@@ -66,6 +66,14 @@ impl Reporter for TtyReporter {
                     bar.set_message(line.trim().to_owned());
                 }
             }
+            EventKind::Progress { id, current, total } => {
+                let short = id.get(..19).unwrap_or(id);
+                bar.set_message(format!(
+                    "{short} {} / {}",
+                    super::plain::mebibytes(*current),
+                    super::plain::mebibytes(*total)
+                ));
+            }
             EventKind::Done => {
                 let took = bar.elapsed().as_secs_f64();
                 bar.set_style(finished_style(&format!(" => {{prefix}} {took:.1}s")));

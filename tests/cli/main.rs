@@ -16,6 +16,7 @@ mod readers;
 mod registry;
 mod registry_build;
 mod registry_harness;
+mod registry_progress;
 mod run;
 mod run_isolation;
 mod run_mounts;

@@ -254,6 +254,27 @@ fn a_multi_platform_index_resolves_to_the_platform_asked_for() {
         stderr.contains(&format!("{}/multi:latest", reg.host())),
         "{stderr}"
     );
+
+    // The same images behind a Docker manifest list (Docker schema 2 manifests).
+    reg.skopeo_push_docker_list(&format!("oci:{}:all", layout.display()), "list:latest");
+    assert_eq!(
+        reg.skopeo_inspect("list:latest", true)["mediaType"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let list = format!("{}/list", reg.host());
+    ok(&dray(&t, &["pull", "--platform", "linux/arm64", &list]));
+    let inspected: serde_json::Value =
+        serde_json::from_str(&ok(&dray(&t, &["inspect", &list]))).unwrap();
+    assert_eq!(inspected[0]["Architecture"], "arm64");
+    assert_eq!(
+        inspected[0]["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    let stderr = fails(&dray(&t, &["pull", "--platform", "linux/s390x", &list]));
+    assert!(
+        stderr.contains("available: linux/amd64, linux/arm64"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -284,7 +305,8 @@ fn a_tampered_or_truncated_blob_is_rejected_naming_its_digest_and_nothing_is_pub
     );
     assert!(stderr.contains(&name), "{stderr}");
     assert!(!store_has_blob(&t, &layers[1]));
-    assert!(ingest_is_empty(&t));
+    assert_eq!(partial_len(&t, &layers[1]), None, "bad bytes are not kept");
+    assert!(only_partials_of(&t, &[&layers[0]]));
     assert!(!ok(&dray(&t, &["images"])).contains("/x"));
 
     // Truncated (with the other layer restored: layers download concurrently, so two bad blobs
@@ -298,7 +320,17 @@ fn a_tampered_or_truncated_blob_is_rejected_naming_its_digest_and_nothing_is_pub
     assert!(stderr.contains(&layers[0]), "{stderr}");
     assert!(stderr.contains("truncated"), "{stderr}");
     assert!(!store_has_blob(&t2, &layers[0]));
-    assert!(ingest_is_empty(&t2));
+    assert_eq!(partial_len(&t2, &layers[0]), None, "bad bytes are not kept");
+    assert!(only_partials_of(&t2, &[&layers[1]]));
+}
+
+/// Whether `ingest/` holds nothing but partial downloads of `good` blobs (a download cancelled
+/// because another layer failed keeps its bytes for the next run).
+fn only_partials_of(t: &TestDir, good: &[&str]) -> bool {
+    std::fs::read_dir(t.root().join("ingest"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .all(|n| good.iter().any(|g| n == format!("{}.partial", &g[7..])))
 }
 
 #[test]
@@ -453,7 +485,7 @@ fn insecure_registry_flag_and_bad_output_specs_are_checked() {
 }
 
 /// Incompressible bytes (so a gzip layer stays this big), from a fixed xorshift seed.
-fn noise(len: usize) -> String {
+pub(crate) fn noise(len: usize) -> String {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
@@ -465,18 +497,25 @@ fn noise(len: usize) -> String {
         .collect()
 }
 
+/// The bytes of `ingest/<hex>.partial` for `digest`, if that partial download exists.
+fn partial_len(t: &TestDir, digest: &str) -> Option<u64> {
+    let hex = digest.strip_prefix("sha256:").expect("sha256");
+    std::fs::metadata(t.root().join("ingest").join(format!("{hex}.partial")))
+        .ok()
+        .map(|m| m.len())
+}
+
 #[test]
-fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_completes() {
+fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_resumes_and_completes() {
     let t = TestDir::new();
     let mut reg = TestRegistry::start();
     let layout = t.path().join("big");
     let data = noise(6 << 20);
     umoci_image(&layout, "v1", "amd64", &[&[("big.bin", data.as_str())]]);
     reg.skopeo_push(&format!("oci:{}:v1", layout.display()), "big:1", false);
-    let layer = reg.skopeo_inspect("big:1", true)["layers"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let raw = reg.skopeo_inspect("big:1", true);
+    let layer = raw["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let layer_size = raw["layers"][0]["size"].as_u64().unwrap();
     // ~3 MiB/s: the 6 MiB layer takes about two seconds, long enough to stop the registry.
     let proxy = crate::registry_harness::SlowProxy::start(reg.host(), 3 << 20);
     let name = format!("{}/big:1", proxy.host());
@@ -503,12 +542,37 @@ fn a_registry_stopped_mid_pull_gives_a_clear_error_and_a_rerun_completes() {
     let stderr = fails(&out);
     assert!(stderr.contains("is unreachable"), "{stderr}");
     assert!(stderr.contains(&layer), "names the blob: {stderr}");
-    assert!(!store_has_blob(&t, &layer));
-    assert!(ingest_is_empty(&t));
+    assert!(!store_has_blob(&t, &layer), "nothing unverified is visible");
+    // The bytes that arrived are kept for the next run, outside blobs/.
+    let kept = partial_len(&t, &layer).expect("the partial download is kept in ingest/");
+    assert!(kept > 0 && kept < layer_size, "{kept} of {layer_size}");
 
     reg.restart();
+    let relayed_before = proxy.relayed();
     ok(&dray(&t, &["pull", &name]));
     assert!(store_has_blob(&t, &layer));
+    assert_eq!(partial_len(&t, &layer), None, "the partial became the blob");
+    assert!(ingest_is_empty(&t));
+    // Resumed, not restarted: the registry answered a Range request with 206, and the rerun
+    // moved fewer bytes than the layer minus what was already there (plus headers and config).
+    let log = reg.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("/blobs/{layer} HTTP")) && l.contains("\" 206 ")),
+        "a 206 Partial Content answer for {layer}:\n{log}"
+    );
+    let rerun = proxy.relayed() - relayed_before;
+    assert!(
+        rerun < layer_size - kept + (64 << 10),
+        "the rerun moved {rerun} bytes; {kept} of {layer_size} were already here"
+    );
+    // And the blob is the right one.
+    let stored = std::fs::read(t.root().join("blobs/sha256").join(&layer[7..])).unwrap();
+    use sha2::Digest as _;
+    assert_eq!(
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&stored))),
+        layer
+    );
 }
 
 #[test]
@@ -536,4 +600,186 @@ fn an_unsupported_layer_media_type_is_refused_naming_the_layer() {
     );
     assert!(stderr.contains(&name), "{stderr}");
     assert!(!store_has_blob(&t, &layer));
+}
+
+/// HTTPS end to end: a loopback registry speaking TLS with a certificate from a test CA. dray
+/// probes HTTPS first on loopback; with the CA given through `SSL_CERT_FILE` it pulls and pushes
+/// over TLS; without it the error names the registry and says the certificate is not trusted;
+/// `--insecure-registry` accepts the certificate unverified, as docker does.
+#[test]
+fn an_https_registry_is_used_with_its_ca_from_ssl_cert_file_and_refused_without_it() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start_with_tls();
+    umoci_pushed(&t, &reg, "x:1");
+    let host = reg.host();
+    let name = format!("{host}/x:1");
+    let with_ca = |args: &[&str]| {
+        t.dray()
+            .arg("--root")
+            .arg(t.root())
+            .args(args)
+            .env("DOCKER_CONFIG", t.path().join("docker-config"))
+            .env("SSL_CERT_FILE", reg.ca_certificate())
+            .output()
+            .expect("run dray")
+    };
+
+    let raw = reg.skopeo_inspect("x:1", true);
+    let handshake_errors = |reg: &TestRegistry| reg.log().matches("TLS handshake error").count();
+    let before = handshake_errors(&reg);
+    ok(&with_ca(&["pull", &name]));
+    for layer in raw["layers"].as_array().unwrap() {
+        assert!(store_has_blob(&t, layer["digest"].as_str().unwrap()));
+    }
+    let pushed = format!("{host}/copy:1");
+    ok(&with_ca(&["tag", &name, &pushed]));
+    ok(&with_ca(&["push", &pushed]));
+    assert_eq!(
+        reg.skopeo_inspect("copy:1", false)["Digest"],
+        reg.skopeo_inspect("x:1", false)["Digest"]
+    );
+    // Every request dray made went over TLS: the registry logs a plain-HTTP request to its TLS
+    // port (or a refused certificate) as a handshake error.
+    let log = reg.log();
+    assert_eq!(handshake_errors(&reg), before, "{log}");
+    assert!(log.contains("\"GET /v2/x/blobs/"), "{log}");
+
+    // Without the CA: one clear error, nothing pulled.
+    let t2 = TestDir::new();
+    let stderr = fails(&dray(&t2, &["pull", &name]));
+    assert!(
+        stderr.contains(&format!(
+            "the TLS certificate of registry {host} is not trusted"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SSL_CERT_FILE"), "{stderr}");
+    assert!(!ok(&dray(&t2, &["images"])).contains("/x"));
+
+    // Listed as insecure: HTTPS without verification.
+    ok(&dray(&t2, &["pull", "--insecure-registry", &host, &name]));
+    assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
+}
+
+/// docker's credential helpers: `credHelpers[host]` (and then `credsStore`) name a
+/// `docker-credential-<name>` program on `PATH`; `dray login` stores through it (leaving
+/// `config.json` alone) and pulls get the credentials from it. The helper here is a small shell
+/// program speaking docker's protocol (`store` JSON on stdin; `get` the server URL on stdin).
+#[test]
+fn credential_helpers_store_and_supply_the_credentials() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start_with_auth("alice", "wonderland");
+    umoci_pushed(&t, &reg, "x:1");
+    let host = reg.host();
+    let name = format!("{host}/x:1");
+    let bin = t.path().join("bin");
+    let saved = bin.join("saved.json");
+    t.write(
+        "bin/docker-credential-dray-test",
+        format!(
+            "#!/bin/sh\nset -e\ncase \"$1\" in\n  store) cat > {saved} ;;\n  get) read -r url || true; if [ -f {saved} ] && grep -qF \"\\\"ServerURL\\\":\\\"$url\\\"\" {saved}; then cat {saved}; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) rm -f {saved} ;;\nesac\n",
+            saved = saved.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        bin.join("docker-credential-dray-test"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = t.path().join("docker-config/config.json");
+    let with_helper = |t: &TestDir, args: &[&str]| {
+        t.dray()
+            .arg("--root")
+            .arg(t.root())
+            .args(args)
+            .env("DOCKER_CONFIG", config.parent().unwrap())
+            .env("PATH", &path)
+            .output()
+            .expect("run dray")
+    };
+    let helpers = format!("{{\"credHelpers\":{{\"{host}\":\"dray-test\"}}}}");
+    t.write("docker-config/config.json", &helpers);
+
+    let stderr = fails(&with_helper(&t, &["pull", &name]));
+    assert!(stderr.contains("access denied"), "{stderr}");
+    let out = with_helper(&t, &["login", &host, "-u", "alice", "-p", "wonderland"]);
+    assert!(ok(&out).contains("Login Succeeded"));
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(stored["Username"], "alice");
+    assert_eq!(stored["Secret"], "wonderland");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        helpers,
+        "the helper holds the secret, not config.json"
+    );
+    ok(&with_helper(&t, &["pull", &name]));
+
+    // `credsStore`: the default helper for every registry.
+    t.write(
+        "docker-config/config.json",
+        "{\"credsStore\":\"dray-test\"}",
+    );
+    let t2 = TestDir::new();
+    ok(&with_helper(&t2, &["pull", &name]));
+    assert!(ok(&dray(&t2, &["images"])).contains(&format!("{host}/x")));
+}
+
+/// A partial download whose kept bytes are garbage (as a crash can leave): the resumed blob fails
+/// verification, the partial is thrown away, and the same pull downloads the blob whole.
+#[test]
+fn a_corrupt_partial_download_is_replaced_by_a_whole_download() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    umoci_pushed(&t, &reg, "x:1");
+    let raw = reg.skopeo_inspect("x:1", true);
+    let layer = raw["layers"][1]["digest"].as_str().unwrap().to_owned();
+    let size = raw["layers"][1]["size"].as_u64().unwrap() as usize;
+    t.write(
+        &format!("root/ingest/{}.partial", &layer[7..]),
+        vec![0x5a; size / 2],
+    );
+    let name = format!("{}/x:1", reg.host());
+    ok(&dray(&t, &["pull", &name]));
+    assert!(store_has_blob(&t, &layer));
+    assert!(ingest_is_empty(&t));
+    assert!(
+        reg.log()
+            .lines()
+            .any(|l| l.contains(&format!("/blobs/{layer} HTTP")) && l.contains("\" 200 ")),
+        "downloaded whole:\n{}",
+        reg.log()
+    );
+}
+
+/// 5xx answers are retried with backoff: a registry that fails the first requests with 503 is
+/// pulled from anyway; one that keeps failing gives one clear error after the retries.
+#[test]
+fn service_unavailable_answers_are_retried_then_reported() {
+    let t = TestDir::new();
+    let reg = TestRegistry::start();
+    umoci_pushed(&t, &reg, "x:1");
+    let flaky = crate::registry_harness::FlakyProxy::start(reg.host(), 2);
+    let name = format!("{}/x:1", flaky.host());
+    ok(&dray(&t, &["pull", &name]));
+    assert_eq!(flaky.refused(), 2);
+    let raw = reg.skopeo_inspect("x:1", true);
+    for layer in raw["layers"].as_array().unwrap() {
+        assert!(store_has_blob(&t, layer["digest"].as_str().unwrap()));
+    }
+
+    let down = crate::registry_harness::FlakyProxy::start(reg.host(), u64::MAX);
+    let name = format!("{}/x:1", down.host());
+    let t2 = TestDir::new();
+    let stderr = fails(&dray(&t2, &["pull", &name]));
+    assert!(stderr.contains("503"), "{stderr}");
+    assert!(stderr.contains(&name), "{stderr}");
+    // One try and three retries of the manifest request, at least.
+    assert!(down.refused() >= 4, "retried: {} requests", down.refused());
 }

@@ -16,6 +16,9 @@ pub(crate) struct TestRegistry {
     port: u16,
     /// Basic-auth user and password, when the registry requires them.
     pub(crate) auth: Option<(String, String)>,
+    /// Whether it serves HTTPS (a certificate for 127.0.0.1 and localhost signed by
+    /// [`TestRegistry::ca_certificate`]).
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -47,14 +50,28 @@ impl TestRegistry {
         Self::start_inner(Some((user.to_owned(), password.to_owned())))
     }
 
+    /// A registry without auth serving HTTPS only, with a certificate signed by a CA made for
+    /// this registry ([`TestRegistry::ca_certificate`]) with the `openssl` CLI.
+    pub(crate) fn start_with_tls() -> TestRegistry {
+        Self::start_full(None, true)
+    }
+
     fn start_inner(auth: Option<(String, String)>) -> TestRegistry {
+        Self::start_full(auth, false)
+    }
+
+    fn start_full(auth: Option<(String, String)>, tls: bool) -> TestRegistry {
         let dir = tempfile::tempdir().expect("registry temp dir");
         let mut reg = TestRegistry {
             child: None,
             dir,
             port: free_port(),
             auth,
+            tls,
         };
+        if tls {
+            reg.make_certificates();
+        }
         reg.write_config();
         reg.spawn();
         reg
@@ -73,8 +90,17 @@ impl TestRegistry {
             }
             None => String::new(),
         };
+        let tls = if self.tls {
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                self.dir.path().join("server.crt").display(),
+                self.dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{auth}http:\n  addr: 127.0.0.1:{}\n{tls}",
             self.storage().display(),
             self.port
         );
@@ -106,6 +132,61 @@ impl TestRegistry {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A CA (`ca.crt`) and a server certificate it signs for `IP:127.0.0.1` and `DNS:localhost`
+    /// (`server.crt`, `server.key`), P-256 keys, valid for two days.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .args(["req", "-x509"])
+            .args(ec)
+            .args(["-keyout", "ca.key", "-out", "ca.crt", "-days", "2"])
+            .args(["-subj", "/CN=dray test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]));
+        run(Command::new("openssl")
+            .current_dir(dir)
+            .arg("req")
+            .args(ec)
+            .args(["-keyout", "server.key", "-out", "server.csr"])
+            .args(["-subj", "/CN=127.0.0.1"]));
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("write the extensions");
+        run(Command::new("openssl").current_dir(dir).args([
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]));
+    }
+
+    /// The CA certificate (PEM) that signed an HTTPS registry's certificate.
+    pub(crate) fn ca_certificate(&self) -> PathBuf {
+        assert!(self.tls, "only an HTTPS registry has a CA");
+        self.dir.path().join("ca.crt")
     }
 
     /// Kills the registry (connections drop; the port stops answering).
@@ -181,6 +262,23 @@ impl TestRegistry {
         run(&mut cmd);
     }
 
+    /// `skopeo copy --all --format v2s2 SRC docker://HOST/DEST`: an OCI index arrives as a
+    /// Docker manifest list, its images as Docker schema 2 manifests.
+    pub(crate) fn skopeo_push_docker_list(&self, src: &str, dest: &str) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args([
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            "--all",
+            "--format",
+            "v2s2",
+        ]);
+        cmd.args(self.creds("--dest-creds"));
+        cmd.arg(src).arg(format!("docker://{}/{dest}", self.host()));
+        run(&mut cmd);
+    }
+
     /// `skopeo inspect [--raw] docker://HOST/NAME` as JSON.
     pub(crate) fn skopeo_inspect(&self, name: &str, raw: bool) -> serde_json::Value {
         let mut cmd = Command::new("skopeo");
@@ -243,6 +341,29 @@ pub(crate) fn umoci_image(layout: &Path, tag: &str, arch: &str, layers: &[&[(&st
             .arg(&bundle));
         std::fs::remove_dir_all(&bundle).expect("remove the bundle");
     }
+}
+
+/// Builds with umoci in `layout` under `tag` a one-layer image holding Debian's static busybox
+/// (`/bin/busybox`, with `/bin/sh` and `/bin/cat` linked to it) and `files`: an image with a
+/// shell, made by another tool, that a `RUN` step can build upon.
+pub(crate) fn umoci_busybox_image(layout: &Path, tag: &str, files: &[(&str, &str)]) {
+    umoci_image(layout, tag, "amd64", &[files]);
+    let image = format!("{}:{tag}", layout.display());
+    let work = tempfile::tempdir().expect("umoci bundle dir");
+    let bundle = work.path().join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--rootless", "--image", &image])
+        .arg(&bundle));
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("copy /bin/busybox (apt-get install busybox-static)");
+    for applet in ["sh", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("link an applet");
+    }
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
 }
 
 /// The manifest descriptor (JSON) tagged `tag` in an OCI layout's index.json.
@@ -404,5 +525,96 @@ impl TestRegistry {
         let mut answer = String::new();
         conn.read_to_string(&mut answer).expect("read the answer");
         answer.lines().next().unwrap_or_default().to_owned()
+    }
+}
+
+/// A TCP relay in front of a registry whose first `failures` HTTP requests (one per new
+/// connection) get `503 Service Unavailable` instead of reaching the registry.
+pub(crate) struct FlakyProxy {
+    port: u16,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FlakyProxy {
+    pub(crate) fn start(upstream: String, failures: u64) -> FlakyProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        listener.set_nonblocking(true).expect("nonblocking accept");
+        let port = listener.local_addr().expect("proxy address").port();
+        let refused = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (refused.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((mut client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let (r, upstream) = (r.clone(), upstream.clone());
+                // One thread per connection: a client may open a connection and send on it
+                // later, which must not hold up the next accept.
+                std::thread::spawn(move || {
+                    let _ = client.set_nonblocking(false);
+                    let mut first = vec![0u8; 64 * 1024];
+                    let n = client.read(&mut first).unwrap_or(0);
+                    first.truncate(n);
+                    let is_http = [&b"GET "[..], b"HEAD ", b"POST ", b"PUT ", b"PATCH "]
+                        .iter()
+                        .any(|m| first.starts_with(m));
+                    let refuse = is_http
+                        && r.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            (n < failures).then_some(n + 1)
+                        })
+                        .is_ok();
+                    if refuse {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        let _ = client.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    let Ok(mut server) = TcpStream::connect(&upstream) else {
+                        return;
+                    };
+                    if server.write_all(&first).is_err() {
+                        return;
+                    }
+                    let (mut c_read, mut s_write) = (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    );
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut c_read, &mut s_write);
+                        let _ = s_write.shutdown(std::net::Shutdown::Write);
+                    });
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        FlakyProxy {
+            port,
+            refused,
+            stop,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the proxy.
+    pub(crate) fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Requests answered with 503 so far.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for FlakyProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -3,7 +3,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Barrier};
 
-use dray_cache::{Digest, Error};
+use dray_cache::{Digest, Error, Store};
 
 use crate::{names, store};
 
@@ -150,4 +150,96 @@ fn verify_catches_a_corrupted_blob() {
         }
         other => panic!("unexpected {other:?}"),
     }
+}
+
+#[test]
+fn a_partial_download_survives_its_writer_and_a_new_open_and_resumes() {
+    let (dir, store) = store();
+    let content = b"the first half|the second half";
+    let digest = Digest::of(content);
+    let size = content.len() as u64;
+    let mut w = store.blobs().resumable_writer(&digest, size).unwrap();
+    assert_eq!(w.written(), 0);
+    w.write_all(&content[..15]).unwrap();
+    drop(w); // an interrupted download
+    let partial = format!("{}.partial", digest.hex());
+    assert_eq!(names(&dir.path().join("ingest")), [partial]);
+    assert!(!store.blobs().contains(&digest).unwrap());
+
+    // Another process (another Store) opens the root: the partial is still there.
+    drop(store);
+    let store = Store::open(&dray_cache::Root::at(dir.path())).unwrap();
+    let mut w = store.blobs().resumable_writer(&digest, size).unwrap();
+    assert_eq!(w.written(), 15, "resumes after the bytes already written");
+    w.write_all(&content[15..]).unwrap();
+    let info = w.commit(Some((digest, size))).unwrap();
+    assert_eq!(info.digest, digest);
+    assert_eq!(store.blobs().read(&digest).unwrap(), content);
+    assert!(names(&dir.path().join("ingest")).is_empty());
+
+    // An exclusive open (prune, rmi) deletes stale partials.
+    let other = Digest::of(b"other");
+    let mut w = store.blobs().resumable_writer(&other, 5).unwrap();
+    w.write_all(b"ot").unwrap();
+    drop(w);
+    drop(store);
+    let _ = Store::open_exclusive(&dray_cache::Root::at(dir.path())).unwrap();
+    assert!(names(&dir.path().join("ingest")).is_empty());
+}
+
+#[test]
+fn a_partial_with_wrong_bytes_fails_verification_over_the_whole_file_and_is_deleted() {
+    let (dir, store) = store();
+    let content = b"0123456789";
+    let digest = Digest::of(content);
+    let mut w = store.blobs().resumable_writer(&digest, 10).unwrap();
+    w.write_all(b"XXXXX").unwrap(); // corrupt prefix from an earlier run
+    drop(w);
+    let mut w = store.blobs().resumable_writer(&digest, 10).unwrap();
+    assert_eq!(w.written(), 5);
+    w.write_all(&content[5..]).unwrap();
+    assert!(matches!(
+        w.commit(Some((digest, 10))).unwrap_err(),
+        Error::DigestMismatch { .. }
+    ));
+    assert!(names(&dir.path().join("blobs/sha256")).is_empty());
+    assert!(names(&dir.path().join("ingest")).is_empty());
+
+    // A partial longer than the blob can be starts over; discard deletes it.
+    let path = dir
+        .path()
+        .join("ingest")
+        .join(format!("{}.partial", digest.hex()));
+    fs::write(&path, b"much too long for ten bytes").unwrap();
+    let w = store.blobs().resumable_writer(&digest, 10).unwrap();
+    assert_eq!(w.written(), 0);
+    w.discard();
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_partial_being_written_is_not_shared_with_a_second_writer() {
+    let (dir, store) = store();
+    let content = b"written by two";
+    let digest = Digest::of(content);
+    let mut first = store.blobs().resumable_writer(&digest, 14).unwrap();
+    first.write_all(b"written").unwrap();
+    first.flush().unwrap();
+    // The partial is locked: the second writer gets a private temp file.
+    let mut second = store.blobs().resumable_writer(&digest, 14).unwrap();
+    assert_eq!(second.written(), 0);
+    assert!(
+        second
+            .temp_path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("blob-")
+    );
+    second.write_all(content).unwrap();
+    second.commit(Some((digest, 14))).unwrap();
+    first.write_all(b" by two").unwrap();
+    first.commit(Some((digest, 14))).unwrap();
+    assert_eq!(store.blobs().read(&digest).unwrap(), content);
+    assert!(names(&dir.path().join("ingest")).is_empty());
 }
