@@ -110,6 +110,8 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    // From here SIGINT/SIGTERM cancel the build gracefully (see `interrupt`).
+    let interrupt = crate::interrupt::Interrupt::install(&runtime)?;
     let registry = registry::registry(&args.insecure_registries);
     let image_outputs = output::image_names(&args.outputs);
     let resolver = registry::RegistryImages {
@@ -125,6 +127,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             diagnostic::render(&dockerfile_name, &source, err.span(), &with_causes(&err))
         })?;
     log.converted(&conversion, &source);
+    interrupt.check()?;
 
     // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
     let source_date_epoch = conversion.epoch.or(source_date_epoch);
@@ -144,7 +147,8 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             store: store.clone(),
             registry: registry.clone(),
         }))
-        .with_options(solve_options);
+        .with_options(solve_options)
+        .with_cancellation(interrupt.token());
     for (name, dir) in local_contexts {
         // buildx sends a named context's files as they are: its own `.dockerignore` only.
         let patterns = read_dockerignore(&dir, &dir.join("Dockerfile"))?;
@@ -156,8 +160,9 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
         args.progress
     };
     let reporter: Arc<dyn Reporter> = log.reporter(Arc::from(ui::reporter(mode)));
-    let solved = runtime
-        .block_on(solver.solve(&conversion.definition, reporter.as_ref()))
+    let solved = runtime.block_on(solver.solve(&conversion.definition, reporter.as_ref()));
+    interrupt.check()?;
+    let solved = solved
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
     log.solved(&solved);
 
@@ -188,6 +193,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
         registry::ensure_base_blobs(store, &registry, &runtime, reference, &base.layers)?;
     }
     resolver.tag_pulled()?;
+    interrupt.check()?;
     let assemble = AssembleOptions::new().with_source_date_epoch(source_date_epoch);
     let built = dray_image::assemble(
         store,
@@ -203,6 +209,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             .with_context(|| format!("failed to name the image {tag}"))?;
     }
 
+    interrupt.check()?;
     output::export(
         &args.outputs,
         &output::Exportable {
