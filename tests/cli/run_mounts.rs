@@ -1,7 +1,5 @@
-//! `RUN --mount` through the native sandbox: bind (context, stage), cache, tmpfs, secret.
-//! Their contents never reach a layer. (A writable `rw` bind is exercised in
-//! `sandbox/tests/native.rs`: the solver still refuses exec nodes whose non-root mounts are
-//! outputs, which is how the frontend encodes `rw`.)
+//! `RUN --mount` through the native sandbox: bind (context, stage; read-only and `rw`),
+//! cache, tmpfs, secret. Their contents never reach a layer.
 
 use crate::harness::{TestDir, text};
 use crate::run::{BASE, base_root, build_in, build_ok, layers, unique};
@@ -36,6 +34,69 @@ fn bind_mounts_read_the_context_and_stages_and_discard_writes() {
             );
         }
     }
+}
+
+#[test]
+fn rw_bind_mounts_are_writable_within_the_step_and_discarded() {
+    let dir = TestDir::new();
+    dir.write("ctx/data/hello.txt", "from the context\n");
+    let before = context_listing(&dir);
+    let name = unique("rw-bind");
+    build_ok(
+        base_root(),
+        &dir,
+        &format!(
+            "FROM {BASE} AS stage\n\
+             RUN mkdir /out && echo from a stage > /out/s.txt\n\
+             FROM {BASE}\n\
+             RUN --mount=type=bind,target=/ctx,rw \
+                 --mount=type=bind,from=stage,source=/out,target=/in,rw \
+                 echo written > /ctx/new.txt && echo changed > /ctx/data/hello.txt \
+                 && echo written > /in/new.txt && rm /in/s.txt \
+                 && cat /ctx/new.txt /ctx/data/hello.txt /in/new.txt > /seen.txt \
+                 && (test -e /in/s.txt && echo kept || echo removed) >> /seen.txt\n\
+             RUN --mount=type=bind,from=stage,source=/out,target=/in cat /in/s.txt > /after.txt\n"
+        ),
+        &["-t", &name],
+    );
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(
+        files["seen.txt"].data, b"written\nchanged\nwritten\nremoved\n",
+        "the writes are visible within the step"
+    );
+    assert_eq!(
+        files["after.txt"].data, b"from a stage\n",
+        "the stage itself is unchanged for the next step"
+    );
+    for layer in layers(base_root(), &name).iter().skip(2) {
+        for e in layer {
+            assert!(
+                !e.path.starts_with("ctx") && !e.path.starts_with("in"),
+                "a discarded write reached a layer: {e:?}"
+            );
+        }
+    }
+    assert_eq!(
+        context_listing(&dir),
+        before,
+        "the context on the host is unchanged"
+    );
+}
+
+/// Every path under `ctx/` but the Dockerfile, with its content (directories as empty),
+/// sorted.
+fn context_listing(dir: &TestDir) -> Vec<(String, Vec<u8>)> {
+    let root = dir.path().join("ctx");
+    let mut out: Vec<_> = crate::run::walkdir(root.clone())
+        .into_iter()
+        .filter(|p| !p.ends_with("Dockerfile"))
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap_or_default();
+            (p.strip_prefix(&root).unwrap().display().to_string(), data)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 #[test]
