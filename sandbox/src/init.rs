@@ -306,6 +306,9 @@ fn resolve_mounts(spec: &InitSpec) -> Result<(InitSpec, Vec<File>), SetupError> 
                                 s.push(format!(".private-{n}"));
                                 PathBuf::from(s)
                             };
+                            if n > 0 && d.symlink_metadata().is_err() {
+                                new_private_copy(dir, &d)?;
+                            }
                             let f = open(&d)?;
                             if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
                                 locks.push(f);
@@ -353,6 +356,18 @@ fn resolve_mounts(spec: &InitSpec) -> Result<(InitSpec, Vec<File>), SetupError> 
     }
     spec.mounts = keep;
     Ok((spec, locks))
+}
+
+/// Creates `copy`, another directory of a `sharing=private` cache, with the owner and mode
+/// the solver seeded `main` with (`uid=`, `gid=`, `mode=`); its content starts empty.
+fn new_private_copy(main: &Path, copy: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(main).map_err(SetupError::io("stat a cache mount"))?;
+    std::fs::create_dir_all(copy).map_err(SetupError::io("create a cache mount"))?;
+    std::os::unix::fs::chown(copy, Some(meta.uid()), Some(meta.gid()))
+        .map_err(SetupError::io("chown a cache mount"))?;
+    std::fs::set_permissions(copy, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(SetupError::io("chmod a cache mount"))
 }
 
 /// A private temp dir, removed on drop.

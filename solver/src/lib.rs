@@ -41,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+mod cache_mount;
 mod cachemap;
 pub mod error;
 pub mod executor;

@@ -124,6 +124,58 @@ fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
 }
 
 #[test]
+fn cache_mount_owner_and_mode_apply_when_the_cache_is_created() {
+    let dir = TestDir::new();
+    let id = unique("cache-owner");
+    let name = unique("cache-owner");
+    let step = |uid: u32| {
+        format!(
+            "FROM {BASE}\n\
+             RUN mkdir -m 1777 /out\n\
+             USER {uid}:2345\n\
+             RUN --mount=type=cache,id={id},target=/var/cache/app,uid={uid},gid=2345,mode=0750 \
+                 stat -c '%u %g %a' /var/cache/app > /out/owner \
+                 && echo by {uid} >> /var/cache/app/log && cat /var/cache/app/log >> /out/owner\n"
+        )
+    };
+    build_ok(base_root(), &dir, &step(1234), &["-t", &name]);
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(
+        files["out/owner"].data, b"1234 2345 750\nby 1234\n",
+        "created with the mount's owner and mode, writable by that user"
+    );
+    // The cache exists now: other settings do not change it (BuildKit applies them on
+    // creation only), and its content persisted.
+    build_ok(base_root(), &dir, &step(0), &["-t", &name]);
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(files["out/owner"].data, b"1234 2345 750\nby 1234\nby 0\n");
+}
+
+#[test]
+fn a_cache_mount_from_a_stage_starts_with_its_content_once() {
+    let dir = TestDir::new();
+    let id = unique("cache-from");
+    let name = unique("cache-from");
+    let dockerfile = |seed: &str| {
+        format!(
+            "FROM {BASE} AS seed\n\
+             RUN mkdir -p /seed/sub && echo {seed} > /seed/sub/file && chown -R 42:43 /seed\n\
+             FROM {BASE}\n\
+             RUN --mount=type=cache,id={id},target=/c,from=seed,source=/seed \
+                 (stat -c '%u %g' /c/sub/file; cat /c/sub/file; cat /c/note 2>/dev/null || true) > /seen \
+                 && echo noted > /c/note\n"
+        )
+    };
+    build_ok(base_root(), &dir, &dockerfile("first"), &["-t", &name]);
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(files["seen"].data, b"42 43\nfirst\n");
+    // A new seed does not replace an existing cache.
+    build_ok(base_root(), &dir, &dockerfile("second"), &["-t", &name]);
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    assert_eq!(files["seen"].data, b"42 43\nfirst\nnoted\n");
+}
+
+#[test]
 fn tmpfs_mounts_are_sized_and_empty_afterwards() {
     let dir = TestDir::new();
     let name = unique("tmpfs");

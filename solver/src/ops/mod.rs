@@ -172,7 +172,18 @@ pub(crate) async fn exec(
                     .path()
                     .join("cache-mounts") // owned by the solver (cache crate layout docs)
                     .join(dray_llb::Digest::of(id).hex());
-                std::fs::create_dir_all(&dir).map_err(OpError::io("create cache mount", &dir))?;
+                // Seeded once, on creation, from the mount's input (`from=`, or the
+                // frontend's `uid=`/`gid=`/`mode=` directory); see `cache_mount`.
+                let seed = match m.input {
+                    Some(i) => Some((input(inputs, i)?.tree(cx.store), m.selector.clone())),
+                    None => None,
+                };
+                let at = dir.clone();
+                tokio::task::spawn_blocking(move || crate::cache_mount::ensure(&at, seed))
+                    .await
+                    .map_err(|e| OpError::Internal {
+                        message: e.to_string(),
+                    })??;
                 Some(dir)
             }
             _ => None,
