@@ -223,6 +223,7 @@ fn prepare_layout(spec: &InitSpec, layout: &Layout) -> io::Result<()> {
         &layout.etc,
         &layout.stage,
         &layout.rw,
+        &layout.hide,
     ] {
         std::fs::create_dir(dir)?;
     }
@@ -242,10 +243,15 @@ fn prepare_layout(spec: &InitSpec, layout: &Layout) -> io::Result<()> {
         if let Kind::Bind {
             readonly,
             local_dir,
+            hidden,
             ..
         } = &m.kind
         {
-            if *readonly && local_dir.is_some() {
+            if let Some(context) = local_dir.as_deref().filter(|_| !hidden.is_empty()) {
+                let layer = layout.hide.join(i.to_string());
+                std::fs::create_dir(&layer)?;
+                crate::hide::whiteout_layer(&layer, context, hidden)?;
+            } else if *readonly && local_dir.is_some() {
                 continue;
             }
             std::fs::create_dir(layout.stage.join(i.to_string()))?;

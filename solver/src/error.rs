@@ -144,6 +144,16 @@ pub enum OpError {
     #[error(transparent)]
     Fs(#[from] dray_fsutil::Error),
 
+    /// Walking a build context (for what `.dockerignore` hides from a bind mount) failed.
+    #[error("failed to list the build context {} for a bind mount", dir.display())]
+    ContextWalk {
+        /// The context directory.
+        dir: PathBuf,
+        /// What went wrong (names the path).
+        #[source]
+        source: dray_fsutil::dockerignore::Error,
+    },
+
     /// A filesystem operation failed.
     #[error("failed to {action} {}", path.display())]
     Io {

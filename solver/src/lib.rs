@@ -43,6 +43,7 @@
 
 mod cache_mount;
 mod cachemap;
+mod context_mount;
 pub mod error;
 pub mod executor;
 mod fetch;

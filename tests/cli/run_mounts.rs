@@ -100,6 +100,49 @@ fn context_listing(dir: &TestDir) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
+fn a_context_bind_mount_hides_what_dockerignore_excludes() {
+    let dir = TestDir::new();
+    dir.write("ctx/keep.txt", "kept\n");
+    dir.write("ctx/secret.key", "hidden\n");
+    dir.write("ctx/build/out.o", "hidden\n");
+    dir.write("ctx/docs/a.md", "hidden\n");
+    dir.write("ctx/docs/keep.md", "re-included\n");
+    dir.write("ctx/.dockerignore", "*.key\nbuild\ndocs\n!docs/keep.md\n");
+    let name = unique("bind-ignore");
+    let list = "cd /ctx && find . | sort | tr '\\n' ' '";
+    build_ok(
+        base_root(),
+        &dir,
+        &format!(
+            "FROM {BASE}\n\
+             RUN --mount=type=bind,target=/ctx ({list}; cat /ctx/docs/keep.md) > /ro.txt\n\
+             RUN --mount=type=bind,target=/ctx,rw ({list}; echo new > /ctx/secret.key; cat /ctx/secret.key) > /rw.txt\n\
+             RUN --mount=type=bind,target=/docs,source=docs (cd /docs && find . | sort | tr '\\n' ' ') > /sel.txt\n"
+        ),
+        &["-t", &name],
+    );
+    let files = crate::store::files(base_root(), &format!("docker.io/library/{name}:latest"));
+    let context = ". ./.dockerignore ./Dockerfile ./docs ./docs/keep.md ./keep.txt ";
+    assert_eq!(
+        String::from_utf8_lossy(&files["ro.txt"].data),
+        format!("{context}re-included\n")
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&files["rw.txt"].data),
+        format!("{context}new\n"),
+        "an rw mount hides them too, and a hidden path can be written"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&files["sel.txt"].data),
+        ". ./keep.md "
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ctx/secret.key")).unwrap(),
+        "hidden\n"
+    );
+}
+
+#[test]
 fn cache_mounts_persist_across_builds_and_stay_out_of_layers() {
     let dir = TestDir::new();
     let id = unique("cache-id");

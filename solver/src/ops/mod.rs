@@ -163,6 +163,18 @@ pub(crate) async fn exec(
         };
         let mut l = mounted.map(|r| r.layer_dirs(cx.store)).unwrap_or_default();
         let local_dir = mounted.and_then(|r| r.local_dir()).map(ToOwned::to_owned);
+        let excluded = match mounted.map(|r| r.tree(cx.store)) {
+            Some(crate::fs::Tree::Dir { root, patterns }) => {
+                tokio::task::spawn_blocking(move || {
+                    crate::context_mount::excluded(&root, &patterns)
+                })
+                .await
+                .map_err(|e| OpError::Internal {
+                    message: e.to_string(),
+                })??
+            }
+            _ => Vec::new(),
+        };
         l.reverse();
         let cache_dir = match &m.kind {
             MountKind::Cache { id, .. } => {
@@ -192,6 +204,7 @@ pub(crate) async fn exec(
             host_source,
             cache_dir,
             local_dir,
+            excluded,
             dest: m.dest.clone(),
             lowers: l,
             selector: m.selector.clone(),
