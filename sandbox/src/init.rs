@@ -3,8 +3,9 @@
 //!
 //! In order:
 //! 1. read the [`InitSpec`] from the socket on standard input (length-prefixed JSON);
-//! 2. `setsid`, so a terminal's Ctrl-C reaches only dray, which then closes the socket: the
-//!    helper notices and kills the step instead of dying with it half set up;
+//! 2. `setsid` (done first of all, before the spec arrives), so a terminal's Ctrl-C reaches
+//!    only dray, which then closes the socket: the helper notices and kills the step instead
+//!    of dying with it half set up;
 //! 3. a private temp dir (the root mount point, `/etc` files, staging dirs), cache locks, the
 //!    step's cgroup;
 //! 4. `unshare(CLONE_NEWPID)` and fork: the child is pid 1 of the new pid namespace, sets up
@@ -57,6 +58,9 @@ pub fn init_main() -> i32 {
             return 1;
         }
     };
+    // First thing, even before the spec (a spare helper waits for one, maybe through a
+    // Ctrl-C): a session of our own, see `run`. Not fatal: fails only if we already lead one.
+    let _ = nix::unistd::setsid();
     let mut sock = File::from(sock);
     let report = match read_spec(&mut sock) {
         Ok(spec) => match run(&spec, &sock) {
@@ -97,8 +101,6 @@ fn read_spec(sock: &mut File) -> io::Result<InitSpec> {
 
 /// Runs the step; the exit code of its process.
 fn run(spec: &InitSpec, sock: &File) -> Result<i32, SetupError> {
-    // Not fatal: fails only if we already lead a session.
-    let _ = nix::unistd::setsid();
     let tmp = TempDir::new().map_err(SetupError::io("create the sandbox's temp dir"))?;
     let layout = Layout::under(&tmp.0);
     prepare_layout(spec, &layout).map_err(SetupError::io("prepare the sandbox's temp dir"))?;
