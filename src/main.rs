@@ -22,11 +22,13 @@
 //! matched before any argument parsing, so the helper stays a small single-threaded process.
 //!
 //! Exit codes: 0 success, 1 the command failed (a bad Dockerfile, a failed build), 2 bad
-//! command-line usage (clap's own exit code).
+//! command-line usage (clap's own exit code), 130 / 143 a build cancelled by SIGINT / SIGTERM
+//! (see [`interrupt`]).
 
 mod cli;
 mod commands;
 mod diagnostic;
+mod interrupt;
 mod ui;
 
 use std::io::Write;
@@ -57,6 +59,10 @@ fn report(err: &anyhow::Error) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let mut stderr = std::io::stderr().lock();
+    if let Some(interrupted) = err.downcast_ref::<interrupt::Interrupted>() {
+        let _ = writeln!(stderr, "{interrupted}");
+        return ExitCode::from(interrupted.exit_code());
+    }
     if let Some(rendered) = err.downcast_ref::<diagnostic::Rendered>() {
         let _ = write!(stderr, "{rendered}");
     } else {

@@ -5,12 +5,21 @@
 //! helper's stdout and stderr (which the step inherits) to the [`LogSink`], and waits for the
 //! helper's one-line [`Report`]. Cancelling sends `kill`; dray dying closes the socket, which
 //! the helper treats the same way.
+//!
+//! **A spare helper.** Starting the helper is a good part of a step's fixed cost: an
+//! `exec` of dray's own (large) binary, the dynamic loader's relocations, page faults, before
+//! the first line of setup (about 2 to 6 ms each, measured with `strace -T` on `bench/run-
+//! steps.sh`). So each `run`, once its own helper has the spec, starts the next step's helper,
+//! which waits on its socket for a spec that may never come; the next `run` takes it, and the
+//! start overlaps the current step. An unused spare is killed when the executor is dropped
+//! (`kill_on_drop`), or ends on its own when dray exits (EOF on the socket): it has done
+//! nothing yet, so nothing is left behind.
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,6 +48,15 @@ const TAIL_LINES: usize = 20;
 pub struct NativeExecutor {
     init_program: PathBuf,
     pids_limit: Option<u64>,
+    /// A helper started ahead of time for the next step (see the module docs).
+    spare: Arc<Mutex<Option<Helper>>>,
+}
+
+/// A started init helper that has not been given a step yet.
+#[derive(Debug)]
+struct Helper {
+    child: tokio::process::Child,
+    sock: std::os::unix::net::UnixStream,
 }
 
 impl NativeExecutor {
@@ -49,6 +67,7 @@ impl NativeExecutor {
         Self {
             init_program: init_program.into(),
             pids_limit: Some(DEFAULT_PIDS_LIMIT),
+            spare: Arc::default(),
         }
     }
 
@@ -61,6 +80,45 @@ impl NativeExecutor {
     /// The init helper program.
     pub fn init_program(&self) -> &Path {
         &self.init_program
+    }
+
+    /// Starts a helper with a socketpair as its standard input.
+    fn spawn_helper(&self) -> Result<Helper, SandboxError> {
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(SandboxError::Protocol)?;
+        let child = tokio::process::Command::new(&self.init_program)
+            .arg(INIT_ARG)
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| SandboxError::Spawn {
+                program: self.init_program.clone(),
+                source,
+            })?;
+        Ok(Helper { child, sock: ours })
+    }
+
+    /// The spare helper if there is a live one, else a new one.
+    fn take_helper(&self) -> Result<Helper, SandboxError> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match spare {
+            Some(mut h) => match h.child.try_wait() {
+                Ok(None) => Ok(h),
+                _ => self.spawn_helper(),
+            },
+            None => self.spawn_helper(),
+        }
+    }
+
+    /// Starts the next step's helper now, if there is no spare yet (best effort: a failure
+    /// shows when the next step starts its own).
+    fn prepare_spare(&self) {
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.is_none() {
+            *spare = self.spawn_helper().ok();
+        }
     }
 }
 
@@ -81,21 +139,10 @@ impl Executor for NativeExecutor {
         );
         let json = serde_json::to_vec(&init).map_err(|e| fail(SandboxError::Protocol(e.into())))?;
 
-        let (ours, theirs) =
-            std::os::unix::net::UnixStream::pair().map_err(|e| fail(SandboxError::Protocol(e)))?;
-        let mut child = tokio::process::Command::new(&self.init_program)
-            .arg(INIT_ARG)
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| {
-                fail(SandboxError::Spawn {
-                    program: self.init_program.clone(),
-                    source,
-                })
-            })?;
+        let Helper {
+            mut child,
+            sock: ours,
+        } = self.take_helper().map_err(fail)?;
         ours.set_nonblocking(true)
             .map_err(|e| fail(SandboxError::Protocol(e)))?;
         let sock =
@@ -106,6 +153,7 @@ impl Executor for NativeExecutor {
         wr.write_all(&msg)
             .await
             .map_err(|e| fail(SandboxError::Protocol(e)))?;
+        self.prepare_spare();
 
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();

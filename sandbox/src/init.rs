@@ -3,8 +3,9 @@
 //!
 //! In order:
 //! 1. read the [`InitSpec`] from the socket on standard input (length-prefixed JSON);
-//! 2. `setsid`, so a terminal's Ctrl-C reaches only dray, which then closes the socket: the
-//!    helper notices and kills the step instead of dying with it half set up;
+//! 2. `setsid` (done first of all, before the spec arrives), so a terminal's Ctrl-C reaches
+//!    only dray, which then closes the socket: the helper notices and kills the step instead
+//!    of dying with it half set up;
 //! 3. a private temp dir (the root mount point, `/etc` files, staging dirs), cache locks, the
 //!    step's cgroup;
 //! 4. `unshare(CLONE_NEWPID)` and fork: the child is pid 1 of the new pid namespace, sets up
@@ -57,6 +58,9 @@ pub fn init_main() -> i32 {
             return 1;
         }
     };
+    // First thing, even before the spec (a spare helper waits for one, maybe through a
+    // Ctrl-C): a session of our own, see `run`. Not fatal: fails only if we already lead one.
+    let _ = nix::unistd::setsid();
     let mut sock = File::from(sock);
     let report = match read_spec(&mut sock) {
         Ok(spec) => match run(&spec, &sock) {
@@ -97,8 +101,6 @@ fn read_spec(sock: &mut File) -> io::Result<InitSpec> {
 
 /// Runs the step; the exit code of its process.
 fn run(spec: &InitSpec, sock: &File) -> Result<i32, SetupError> {
-    // Not fatal: fails only if we already lead a session.
-    let _ = nix::unistd::setsid();
     let tmp = TempDir::new().map_err(SetupError::io("create the sandbox's temp dir"))?;
     let layout = Layout::under(&tmp.0);
     prepare_layout(spec, &layout).map_err(SetupError::io("prepare the sandbox's temp dir"))?;
@@ -223,6 +225,7 @@ fn prepare_layout(spec: &InitSpec, layout: &Layout) -> io::Result<()> {
         &layout.etc,
         &layout.stage,
         &layout.rw,
+        &layout.hide,
     ] {
         std::fs::create_dir(dir)?;
     }
@@ -242,10 +245,15 @@ fn prepare_layout(spec: &InitSpec, layout: &Layout) -> io::Result<()> {
         if let Kind::Bind {
             readonly,
             local_dir,
+            hidden,
             ..
         } = &m.kind
         {
-            if *readonly && local_dir.is_some() {
+            if let Some(context) = local_dir.as_deref().filter(|_| !hidden.is_empty()) {
+                let layer = layout.hide.join(i.to_string());
+                std::fs::create_dir(&layer)?;
+                crate::hide::whiteout_layer(&layer, context, hidden)?;
+            } else if *readonly && local_dir.is_some() {
                 continue;
             }
             std::fs::create_dir(layout.stage.join(i.to_string()))?;
@@ -306,6 +314,9 @@ fn resolve_mounts(spec: &InitSpec) -> Result<(InitSpec, Vec<File>), SetupError> 
                                 s.push(format!(".private-{n}"));
                                 PathBuf::from(s)
                             };
+                            if n > 0 && d.symlink_metadata().is_err() {
+                                new_private_copy(dir, &d)?;
+                            }
                             let f = open(&d)?;
                             if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
                                 locks.push(f);
@@ -353,6 +364,18 @@ fn resolve_mounts(spec: &InitSpec) -> Result<(InitSpec, Vec<File>), SetupError> 
     }
     spec.mounts = keep;
     Ok((spec, locks))
+}
+
+/// Creates `copy`, another directory of a `sharing=private` cache, with the owner and mode
+/// the solver seeded `main` with (`uid=`, `gid=`, `mode=`); its content starts empty.
+fn new_private_copy(main: &Path, copy: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(main).map_err(SetupError::io("stat a cache mount"))?;
+    std::fs::create_dir_all(copy).map_err(SetupError::io("create a cache mount"))?;
+    std::os::unix::fs::chown(copy, Some(meta.uid()), Some(meta.gid()))
+        .map_err(SetupError::io("chown a cache mount"))?;
+    std::fs::set_permissions(copy, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(SetupError::io("chmod a cache mount"))
 }
 
 /// A private temp dir, removed on drop.

@@ -37,6 +37,7 @@ mod container;
 mod error;
 mod etc;
 mod executor;
+mod hide;
 mod init;
 mod net;
 mod overlay;

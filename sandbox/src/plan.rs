@@ -36,6 +36,8 @@ pub(crate) struct Layout {
     pub stage: PathBuf,
     /// `rw/<i>/{upper,work}`: throwaway upper directories of writable bind mount `i`.
     pub rw: PathBuf,
+    /// `hide/<i>`: the whiteouts hiding `.dockerignore`d paths of context bind mount `i`.
+    pub hide: PathBuf,
     /// Mount point of the private tmpfs holding secret copies.
     pub secrets: PathBuf,
 }
@@ -49,6 +51,7 @@ impl Layout {
             etc: dir.join("etc"),
             stage: dir.join("stage"),
             rw: dir.join("rw"),
+            hide: dir.join("hide"),
             secrets: dir.join("secrets"),
         }
     }
@@ -256,17 +259,23 @@ pub(crate) fn plan(spec: &InitSpec, layout: &Layout) -> Vec<MountCall> {
         let (root, selector) = match &spec.mounts[i].kind {
             Kind::Bind {
                 local_dir: Some(dir),
+                hidden,
                 selector,
                 readonly: true,
                 ..
-            } => (dir.clone(), selector.clone()),
+            } if hidden.is_empty() => (dir.clone(), selector.clone()),
             Kind::Bind {
                 lowers,
                 local_dir,
+                hidden,
                 selector,
                 readonly,
             } => {
                 let mut lowers = match local_dir {
+                    // The whiteouts above the context hide what `.dockerignore` excludes.
+                    Some(dir) if !hidden.is_empty() => {
+                        vec![layout.hide.join(i.to_string()), dir.clone()]
+                    }
                     Some(dir) => vec![dir.clone()],
                     None => lowers.clone(),
                 };

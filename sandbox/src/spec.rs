@@ -69,6 +69,9 @@ pub(crate) enum Kind {
         lowers: Vec<PathBuf>,
         /// A host directory (the build context).
         local_dir: Option<PathBuf>,
+        /// What `.dockerignore` hides in `local_dir`: top-most paths relative to it.
+        #[serde(default)]
+        hidden: Vec<PathBuf>,
         /// A path inside the source to mount instead of its root.
         selector: Option<String>,
         /// Read-only; otherwise writes go to a throwaway upper directory.
@@ -151,6 +154,7 @@ impl InitSpec {
                     MountKind::Bind => Kind::Bind {
                         lowers: m.lowers.clone(),
                         local_dir: m.local_dir.clone(),
+                        hidden: m.excluded.clone(),
                         selector: m.selector.clone(),
                         readonly: m.readonly,
                     },

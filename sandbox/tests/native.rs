@@ -344,6 +344,7 @@ fn mount(dest: &str, kind: MountKind) -> MountSpec {
         dest: dest.into(),
         lowers: vec![],
         local_dir: None,
+        excluded: vec![],
         selector: None,
         readonly: false,
         kind,

@@ -326,6 +326,7 @@ async fn secrets_are_readable_but_never_in_the_layer() {
         dest: "/run/secrets/token".into(),
         lowers: Vec::new(),
         local_dir: None,
+        excluded: vec![],
         selector: None,
         readonly: true,
         kind: MountKind::Secret(SecretMount {
@@ -460,6 +461,7 @@ async fn mount_points_leave_nothing_in_the_layer() {
         dest: dest.into(),
         lowers: Vec::new(),
         local_dir: None,
+        excluded: vec![],
         selector: None,
         readonly: false,
         kind,
@@ -545,6 +547,7 @@ async fn locked_cache_mounts_admit_one_step_at_a_time() {
         dest: "/cache".into(),
         lowers: Vec::new(),
         local_dir: None,
+        excluded: vec![],
         selector: None,
         readonly: false,
         kind: MountKind::Cache {

@@ -147,6 +147,15 @@ pub enum OpError {
     /// Writing a step's layer, or filling in a lazy snapshot from its layer, failed.
     #[error(transparent)]
     Layer(#[from] dray_image::Error),
+    /// Walking a build context (for what `.dockerignore` hides from a bind mount) failed.
+    #[error("failed to list the build context {} for a bind mount", dir.display())]
+    ContextWalk {
+        /// The context directory.
+        dir: PathBuf,
+        /// What went wrong (names the path).
+        #[source]
+        source: dray_fsutil::dockerignore::Error,
+    },
 
     /// A filesystem operation failed.
     #[error("failed to {action} {}", path.display())]

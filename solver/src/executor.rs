@@ -73,8 +73,12 @@ pub struct MountSpec {
     /// Read-only layers of the mounted input, top first (empty for a local directory).
     pub lowers: Vec<PathBuf>,
     /// For a mount of a local source (the build context): its host directory. Paths that
-    /// `.dockerignore` excludes are still in it; an executor must not expose them (to do).
+    /// `.dockerignore` excludes are still in it: see [`excluded`](MountSpec::excluded).
     pub local_dir: Option<PathBuf>,
+    /// For a mount of a local source: what `.dockerignore` leaves out of the context, as the
+    /// top-most excluded paths relative to [`local_dir`](MountSpec::local_dir), sorted. An
+    /// executor must hide them: the step sees the context as `COPY` does.
+    pub excluded: Vec<PathBuf>,
     /// The selector (path inside the input) to mount, if any.
     pub selector: Option<String>,
     /// Whether writes are refused.

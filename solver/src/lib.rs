@@ -47,7 +47,9 @@
 
 #![deny(missing_docs)]
 
+mod cache_mount;
 mod cachemap;
+mod context_mount;
 pub mod error;
 pub mod executor;
 mod fetch;
@@ -68,6 +70,7 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use dray_cache::Store;
 use dray_fsutil::dockerignore::Patterns;
@@ -145,6 +148,8 @@ pub struct Solver {
     /// The local directories served as `local://<name>` (the build context, named contexts).
     contexts: Vec<LocalSource>,
     options: SolveOptions,
+    /// Fired from outside (the binary's SIGINT/SIGTERM handler) to stop every solve.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for Solver {
@@ -210,7 +215,16 @@ impl Solver {
             fetcher: Arc::new(NoFetcher),
             contexts: Vec::new(),
             options: SolveOptions::default(),
+            cancel: CancellationToken::new(),
         }
+    }
+
+    /// Stops the solve when `cancel` fires: running steps are stopped and awaited (their
+    /// process trees killed, nothing of theirs committed), steps already done stay cached, and
+    /// [`Solver::solve`] returns [`SolveError::Cancelled`].
+    pub fn with_cancellation(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// Uses `executor` for `RUN` steps.
@@ -315,6 +329,18 @@ impl Solver {
         );
         // Dropping this future (the caller gave up) cancels every task of the job.
         let _cancel_on_drop = job.cancel.clone().drop_guard();
+        // An outside cancellation winds the job down as a failed step does; the tasks are
+        // awaited below, so no executor is left running when `solve` returns.
+        let outside = {
+            let (outer, inner) = (self.cancel.clone(), job.cancel.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = outer.cancelled() => inner.cancel(),
+                    () = inner.cancelled() => {}
+                }
+            })
+        };
+        let _outside_on_drop = AbortOnDrop(outside.abort_handle());
         let root = {
             let job = job.clone();
             tokio::spawn(async move {
@@ -361,6 +387,7 @@ impl Solver {
         reporter.on_summary(&summary);
         let (head_key, head) = match joined {
             Ok(Ok(done)) => done,
+            _ if self.cancel.is_cancelled() => return Err(SolveError::Cancelled),
             Ok(Err(scheduler::Failed)) => return Err(first_error.unwrap_or(SolveError::Cancelled)),
             Err(e) => {
                 return Err(first_error.unwrap_or(SolveError::Internal {

@@ -110,6 +110,8 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    // From here SIGINT/SIGTERM cancel the build gracefully (see `interrupt`).
+    let interrupt = crate::interrupt::Interrupt::install(&runtime)?;
     let registry = registry::registry(&args.insecure_registries);
     let image_outputs = output::image_names(&args.outputs);
     let resolver = registry::RegistryImages {
@@ -125,6 +127,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             diagnostic::render(&dockerfile_name, &source, err.span(), &with_causes(&err))
         })?;
     log.converted(&conversion, &source);
+    interrupt.check()?;
 
     // A global `ARG SOURCE_DATE_EPOCH=…` default counts too (the frontend resolves it).
     let source_date_epoch = conversion.epoch.or(source_date_epoch);
@@ -144,7 +147,8 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             store: store.clone(),
             registry: registry.clone(),
         }))
-        .with_options(solve_options);
+        .with_options(solve_options)
+        .with_cancellation(interrupt.token());
     for (name, dir) in local_contexts {
         // buildx sends a named context's files as they are: its own `.dockerignore` only.
         let patterns = read_dockerignore(&dir, &dir.join("Dockerfile"))?;
@@ -157,11 +161,12 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
     };
     let reporter: Arc<dyn Reporter> = log.reporter(Arc::from(ui::reporter(mode)), store);
     let solved = runtime.block_on(solver.solve(&conversion.definition, reporter.as_ref()));
-    // One sync for every snapshot the solve committed, a failed solve's included (the cache
-    // crate's durability rules: steps commit without syncing).
+    // One sync for every snapshot the solve committed, a failed or cancelled solve's included
+    // (the cache crate's durability rules: steps commit without syncing).
     store
         .sync_snapshots()
         .context("failed to sync the build's snapshots to disk")?;
+    interrupt.check()?;
     let solved = solved
         .map_err(|err| solve_error(err, &conversion.definition, &dockerfile_name, &source))?;
     log.solved(&solved);
@@ -193,6 +198,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
         registry::ensure_base_blobs(store, &registry, &runtime, reference, &base.layers)?;
     }
     resolver.tag_pulled()?;
+    interrupt.check()?;
     let assemble = AssembleOptions::new().with_source_date_epoch(source_date_epoch);
     let built = dray_image::assemble(
         store,
@@ -208,6 +214,7 @@ fn build_recorded(store: &Store, args: &BuildArgs, log: &mut BuildLog) -> Result
             .with_context(|| format!("failed to name the image {tag}"))?;
     }
 
+    interrupt.check()?;
     output::export(
         &args.outputs,
         &output::Exportable {

@@ -271,7 +271,7 @@ pub(crate) fn steps_with(stderr: &str, status: &str) -> BTreeSet<String> {
     out
 }
 
-fn walkdir(dir: PathBuf) -> Vec<PathBuf> {
+pub(crate) fn walkdir(dir: PathBuf) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {

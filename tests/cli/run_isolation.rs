@@ -4,7 +4,7 @@
 //! `sandbox/tests/native.rs`.
 
 use crate::harness::{TestDir, text};
-use crate::run::{BASE, base_root, build_in, unique};
+use crate::run::{BASE, base_root, build_in, build_ok, unique};
 
 /// Builds a one-`RUN` Dockerfile; returns the step's output lines (progress prefixes cut).
 fn run_lines(dir: &TestDir, run: &str) -> Vec<String> {
@@ -92,15 +92,29 @@ fn network_none_has_no_route_and_only_loopback() {
 }
 
 #[test]
-fn ctrl_c_kills_the_running_step_and_everything_it_started() {
+fn ctrl_c_cancels_the_build_kills_the_step_and_keeps_the_steps_before_it() {
+    cancel_a_running_step("INT", 130);
+}
+
+#[test]
+fn sigterm_cancels_the_build_kills_the_step_and_keeps_the_steps_before_it() {
+    cancel_a_running_step("TERM", 143);
+}
+
+/// Starts a build whose second `RUN` sleeps (in two processes), sends `signal` to dray's
+/// process group once both sleepers run, and checks: dray exits with `code` saying "build
+/// cancelled", no sleeper survives, nothing the killed step wrote is in the store, and a
+/// rebuild reuses the step before it.
+fn cancel_a_running_step(signal: &str, code: i32) {
     use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
 
     let dir = TestDir::new();
-    let marker = format!("{}", std::process::id() * 13 + 29);
+    let marker = format!("{}", std::process::id() * 13 + 29 + code as u32);
+    let first = format!("FROM {BASE}\nRUN echo {marker} > /first\n");
     dir.write(
         "ctx/Dockerfile",
-        format!("FROM {BASE}\nRUN sleep {marker} & sleep {marker}\n"),
+        format!("{first}RUN touch /killed-{marker} && (sleep {marker} & sleep {marker})\n"),
     );
     let _ = base_root();
     // `env --default-signal=INT`: a process started in the background by a non-interactive
@@ -112,8 +126,8 @@ fn ctrl_c_kills_the_running_step_and_everything_it_started() {
         .current_dir(dir.path())
         .arg("--root")
         .arg(base_root())
-        .args(["build", "--progress", "plain", "--no-cache", "ctx"])
-        .stderr(std::process::Stdio::null())
+        .args(["build", "--progress", "plain", "ctx"])
+        .stderr(std::process::Stdio::piped())
         // Its own process group, as a terminal's foreground job is: Ctrl-C signals the group.
         .process_group(0)
         .spawn()
@@ -128,19 +142,32 @@ fn ctrl_c_kills_the_running_step_and_everything_it_started() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
+        .args([&format!("-{signal}"), "--", &format!("-{}", child.id())])
         .status()
         .unwrap();
     assert!(status.success());
-    let _ = child.wait();
-    let start = Instant::now();
-    while sleepers(&marker) > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the step's processes outlived dray"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert_eq!(
+        stderr.lines().last(),
+        Some("build cancelled"),
+        "one line at the end: {stderr}"
+    );
+    // dray waited for the step's teardown before exiting.
+    assert_eq!(sleepers(&marker), 0, "the step's processes outlived dray");
+    let leftovers: Vec<_> = crate::run::walkdir(base_root().join("snapshots"))
+        .into_iter()
+        .filter(|p| p.ends_with(format!("killed-{marker}")))
+        .collect();
+    assert_eq!(leftovers, Vec::<std::path::PathBuf>::new());
+
+    let progress = build_ok(base_root(), &dir, &format!("{first}RUN true\n"), &[]);
+    assert_eq!(
+        crate::run::steps_with(&progress, "CACHED"),
+        std::collections::BTreeSet::from([format!("[2/3] RUN echo {marker} > /first")]),
+        "{progress}"
+    );
 }
 
 /// Host processes running `sleep <marker>`.

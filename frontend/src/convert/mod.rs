@@ -48,8 +48,8 @@
 //! - Named build contexts ([`NamedContext`]) replace images, never stages (BuildKit lets
 //!   `--build-context NAME` replace a stage named `NAME`); a local-directory context can be
 //!   copied from but not built on.
-//! - A writable bind mount (`rw`) is an output of the exec node; BuildKit discards it
-//!   (`ForceNoOutput`). Its content is still thrown away unless a consumer asks for it.
+//! - A writable bind mount (`rw`) is writable but not an output of the exec node, as
+//!   BuildKit's `ForceNoOutput`: its writes are discarded with the step.
 //! - `COPY --parents` is encoded as BuildKit encodes it (the part before `/./` as the copy
 //!   source, the rest as an include pattern); BuildKit's "required paths" check for literal
 //!   sources is left to the copy itself.

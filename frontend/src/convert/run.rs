@@ -222,7 +222,9 @@ impl StageState {
                                 None => mount,
                             }
                         }
-                        _ => Mount::bind(target.clone(), from.unwrap_or_else(|| context.clone())),
+                        // `rw` writes are discarded with the step (BuildKit's ForceNoOutput).
+                        _ => Mount::bind(target.clone(), from.unwrap_or_else(|| context.clone()))
+                            .no_output(),
                     };
                     if !matches!(m.kind, MountType::Tmpfs) {
                         let src = clean_abs(m.source.as_deref().unwrap_or_default());

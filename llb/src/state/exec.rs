@@ -28,6 +28,7 @@ pub struct Mount {
     source: Option<State>,
     selector: Option<String>,
     readonly: bool,
+    no_output: bool,
 }
 
 /// The result of [`State::run`]: the root filesystem and every writable bind mount are outputs.
@@ -95,6 +96,7 @@ impl Mount {
             source,
             selector: None,
             readonly: false,
+            no_output: false,
         }
     }
 
@@ -143,6 +145,14 @@ impl Mount {
         self
     }
 
+    /// Keeps a writable bind mount writable but not an output (BuildKit's `ForceNoOutput`):
+    /// what the process writes there is discarded with the step, as `RUN
+    /// --mount=type=bind,rw` does in docker.
+    pub fn no_output(mut self) -> Self {
+        self.no_output = true;
+        self
+    }
+
     /// Uses `source` as the initial content (e.g. a cache mount seeded `from=` a stage).
     pub fn from_state(mut self, source: State) -> Self {
         self.source = Some(source);
@@ -185,7 +195,7 @@ impl State {
         let mut next_output = 1u32;
         for m in spec.mounts {
             let dest = paths::join(self.cwd(), &m.dest);
-            let output = if matches!(m.kind, MountKind::Bind) && !m.readonly {
+            let output = if matches!(m.kind, MountKind::Bind) && !m.readonly && !m.no_output {
                 let o = next_output;
                 next_output += 1;
                 mount_outputs.push((dest.clone(), o));

@@ -389,3 +389,18 @@ fn debug_output_does_not_walk_the_graph() {
     assert!(text.contains("op: \"exec\""), "{text}");
     assert!(text.len() < 600, "Debug printed {} bytes", text.len());
 }
+
+#[test]
+fn a_writable_bind_mount_without_output_is_writable_and_no_output() {
+    let run = alpine().run(sh("build").mount(Mount::bind("/ctx", alpine()).no_output()));
+    let def = marshal(&run.root()).unwrap();
+    def.validate().unwrap();
+    let exec = exec_of(&def, run.digest());
+    let ctx = &exec.mounts[1];
+    assert_eq!(
+        (ctx.dest.as_str(), ctx.readonly, ctx.output),
+        ("/ctx", false, None)
+    );
+    assert_eq!(exec.num_outputs(), 1);
+    assert!(run.mount("/ctx").is_none());
+}

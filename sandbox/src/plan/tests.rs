@@ -67,6 +67,7 @@ fn host_sources_are_opened_before_pivot_root_and_attached_after() {
                 kind: Kind::Bind {
                     lowers: vec![],
                     local_dir: Some("/ctx".into()),
+                    hidden: vec![],
                     selector: Some("sub".into()),
                     readonly: true,
                 },
@@ -143,6 +144,7 @@ fn writable_binds_get_a_throwaway_upper_and_layers_a_staging_overlay() {
                     kind: Kind::Bind {
                         lowers: vec!["/s/5/fs".into(), "/s/4/fs".into()],
                         local_dir: None,
+                        hidden: vec![],
                         selector: None,
                         readonly: false,
                     },
@@ -152,6 +154,7 @@ fn writable_binds_get_a_throwaway_upper_and_layers_a_staging_overlay() {
                     kind: Kind::Bind {
                         lowers: vec!["/s/5/fs".into()],
                         local_dir: None,
+                        hidden: vec![],
                         selector: Some("/etc".into()),
                         readonly: true,
                     },
@@ -382,5 +385,46 @@ fn a_short_chain_uses_absolute_paths_on_old_kernels() {
         [
             "mount overlay /tmp/x/root overlay MsFlags(0x0) lowerdir=/s/1/fs,upperdir=/s/9/fs,workdir=/s/9/work,redirect_dir=off,metacopy=off,index=off"
         ]
+    );
+}
+
+#[test]
+fn a_context_bind_with_ignored_paths_stacks_the_whiteout_layer_over_the_context() {
+    let calls = plan(
+        &spec(
+            &["/s/1/fs"],
+            vec![Mount {
+                dest: "/ctx".into(),
+                kind: Kind::Bind {
+                    lowers: vec![],
+                    local_dir: Some("/ctx".into()),
+                    hidden: vec!["secret.key".into()],
+                    selector: Some("sub".into()),
+                    readonly: true,
+                },
+            }],
+        ),
+        &layout(),
+    );
+    let overlay = position(
+        &calls,
+        |c| matches!(c, MountCall::Overlay { target, .. } if target == Path::new("/tmp/x/stage/0")),
+    );
+    assert_eq!(
+        calls[overlay],
+        MountCall::Overlay {
+            target: "/tmp/x/stage/0".into(),
+            lowers: vec!["/tmp/x/hide/0".into(), "/ctx".into(), "/tmp/x/empty".into()],
+            upper_work: None,
+        }
+    );
+    // The selector applies inside the filtered view, never to the raw context.
+    assert!(calls.iter().any(|c| matches!(c,
+        MountCall::OpenTree { root, selector, .. }
+            if root == Path::new("/tmp/x/stage/0") && selector.as_deref() == Some("sub"))));
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, MountCall::OpenTree { root, .. } if root == Path::new("/ctx")))
     );
 }

@@ -250,6 +250,14 @@ impl Bundle {
                 // input is mounted as an overlay with a throwaway upper: the build context and
                 // the snapshots stay untouched whatever the step does.
                 let lowers = match (&m.local_dir, m.lowers.is_empty()) {
+                    // Whiteouts above the context hide what `.dockerignore` excludes.
+                    (Some(local), _) if !m.excluded.is_empty() => {
+                        let hide = base.join("hide");
+                        std::fs::create_dir_all(&hide).map_err(io("create", &hide))?;
+                        crate::hide::whiteout_layer(&hide, local, &m.excluded)
+                            .map_err(io("hide the .dockerignored paths of", local))?;
+                        vec![hide, local.clone()]
+                    }
                     (Some(local), _) => vec![local.clone()],
                     (None, false) => m.lowers.clone(),
                     (None, true) => vec![empty],

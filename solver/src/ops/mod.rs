@@ -246,11 +246,12 @@ pub(crate) async fn exec(
         Some(i) => Some(input(inputs, i)?),
         None => None,
     };
-    // Overlay reads the layers as directories: fill in lazy ones (off the async threads).
+    // Overlay reads the layers as directories, and a cache mount is seeded from its input's
+    // files: fill in lazy ones (off the async threads).
     let mut chains: Vec<Vec<dray_cache::SnapshotId>> = Vec::new();
     chains.extend(base.map(|b| b.chain_ids().to_vec()));
     for m in &op.mounts {
-        if let (Some(i), MountKind::Bind) = (m.input, &m.kind) {
+        if let Some(i) = m.input {
             chains.push(input(inputs, i)?.chain_ids().to_vec());
         }
     }
@@ -282,6 +283,18 @@ pub(crate) async fn exec(
         };
         let mut l = mounted.map(|r| r.layer_dirs(cx.store)).unwrap_or_default();
         let local_dir = mounted.and_then(|r| r.local_dir()).map(ToOwned::to_owned);
+        let excluded = match mounted.map(|r| r.tree(cx.store)) {
+            Some(crate::fs::Tree::Dir { root, patterns }) => {
+                tokio::task::spawn_blocking(move || {
+                    crate::context_mount::excluded(&root, &patterns)
+                })
+                .await
+                .map_err(|e| OpError::Internal {
+                    message: e.to_string(),
+                })??
+            }
+            _ => Vec::new(),
+        };
         l.reverse();
         let cache_dir = match &m.kind {
             MountKind::Cache { id, .. } => {
@@ -291,7 +304,18 @@ pub(crate) async fn exec(
                     .path()
                     .join("cache-mounts") // owned by the solver (cache crate layout docs)
                     .join(dray_llb::Digest::of(id).hex());
-                std::fs::create_dir_all(&dir).map_err(OpError::io("create cache mount", &dir))?;
+                // Seeded once, on creation, from the mount's input (`from=`, or the
+                // frontend's `uid=`/`gid=`/`mode=` directory); see `cache_mount`.
+                let seed = match m.input {
+                    Some(i) => Some((input(inputs, i)?.tree(cx.store), m.selector.clone())),
+                    None => None,
+                };
+                let at = dir.clone();
+                tokio::task::spawn_blocking(move || crate::cache_mount::ensure(&at, seed))
+                    .await
+                    .map_err(|e| OpError::Internal {
+                        message: e.to_string(),
+                    })??;
                 Some(dir)
             }
             _ => None,
@@ -300,6 +324,7 @@ pub(crate) async fn exec(
             host_source,
             cache_dir,
             local_dir,
+            excluded,
             dest: m.dest.clone(),
             lowers: l,
             selector: m.selector.clone(),
