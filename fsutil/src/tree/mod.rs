@@ -311,6 +311,6 @@ pub const DRAY_XATTR_PREFIX: &str = "trusted.dray.";
 /// Marks a directory of a snapshot whose contents were **deferred**: a copy created the
 /// directory (with its final metadata) but wrote its entries only into the layer blob, not
 /// onto disk (see `fileop`'s deferred copies). Any lookup that reaches such a directory fails
-/// with [`Error::Deferred`](crate::Error::Deferred), so a partial snapshot is never mistaken
+/// with [`Error::Deferred`], so a partial snapshot is never mistaken
 /// for a complete one; the snapshot is then materialized from its layer and the lookup redone.
 pub const DEFERRED_XATTR: &str = "trusted.dray.deferred";
